@@ -1,0 +1,37 @@
+# The two commands of the README: `make run` and `make test`. Both build .venv from nothing.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+STORE ?= weightlab-runs
+
+.PHONY: venv run test test-fast lint format bench clean
+
+# Re-install whenever pyproject.toml is newer than the last install (a stale venv).
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: venv
+	$(BIN)/weightlab run configs/bias-vs-no-bias.yaml --store $(STORE)
+	$(BIN)/weightlab compare --store $(STORE)
+
+test: venv
+	$(BIN)/python -m pytest
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not keras"
+
+lint: venv
+	$(BIN)/ruff check weightlab tests
+	$(BIN)/mypy weightlab
+
+format: venv
+	$(BIN)/ruff format weightlab tests
+	$(BIN)/ruff check --fix weightlab tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

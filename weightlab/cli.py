@@ -1,0 +1,178 @@
+"""The command line: parse, call the library, render. No logic here, and no TensorFlow import."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+
+from weightlab import __version__, compare, render
+from weightlab.config import load_experiment
+from weightlab.errors import ConfigError, WeightlabError
+from weightlab.store import ENV_VAR, Store
+
+FORMATS = click.Choice(["table", "json"])
+
+
+def _out() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+class _Failure(click.ClickException):
+    """A WeightlabError shown as ``Error: ...`` with its own exit code (2 config/usage, 1 other)."""
+
+    def __init__(self, error: WeightlabError):
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WeightlabError as e:
+            raise _Failure(e) from None
+        except KeyboardInterrupt:
+            _err().print("[magenta]interrupted[/magenta]")
+            sys.exit(130)
+
+
+def store_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--store", "store_path", type=click.Path(file_okay=False),
+                        envvar=ENV_VAR, show_envvar=True,
+                        help="Run store directory [default: ./weightlab-runs].")(f)
+
+
+def format_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--format", "fmt", type=FORMATS, default="table", show_default=True,
+                        help="Output format.")(f)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="weightlab")
+def cli() -> None:
+    """See what weights and biases do: train Keras models from YAML and compare their weights."""
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@store_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@format_option
+def run(config: str, overrides: tuple[str, ...], store_path: str | None, quiet: bool,
+        fmt: str) -> None:
+    """Train every run of CONFIG (matrix × seeds) and snapshot its weights.
+
+    KEY=VALUE pairs override the config, e.g. train.epochs=5 model.use_bias=false.
+    Exits 0 when every run completed or diverged, 1 when any failed, 2 on a config error.
+    """
+    experiment = load_experiment(config, overrides)
+    store = Store.open(store_path)
+    err = _err()
+    from weightlab.progress import RunProgress  # rich.progress is only needed here
+
+    with RunProgress(err, enabled=not quiet) as progress:
+        from weightlab.training.runner import run_experiment  # the one TensorFlow import
+
+        records = run_experiment(experiment, store, on_event=progress.on_event)
+    if fmt == "json":
+        click.echo(render.as_json(records))
+    else:
+        selected = store.select([records[0]["batch"]])
+        result = compare.side_by_side(selected)
+        _out().print(render.comparison(result, title=f"{experiment.name}: {experiment.describe()}"))
+    if any(r["status"] == "failed" for r in records):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--keras", "with_keras", is_flag=True,
+              help="Also resolve every Keras name (imports TensorFlow, a few seconds).")
+def validate(config: str, overrides: tuple[str, ...], with_keras: bool) -> None:
+    """Check CONFIG without training: structure, types, ranges, files (and Keras names)."""
+    experiment = load_experiment(config, overrides)
+    if with_keras:
+        from weightlab.training.runner import check_keras, load_datasets
+
+        check_keras(experiment)
+        load_datasets(experiment)
+    _out().print(render.validated(config, experiment.describe(), with_keras))
+
+
+@cli.command(name="ls")
+@click.argument("selectors", nargs=-1)
+@store_option
+@format_option
+def ls_(selectors: tuple[str, ...], store_path: str | None, fmt: str) -> None:
+    """List runs, newest first (all, or those matching SELECTORS)."""
+    store = Store.open(store_path)
+    records = store.select(selectors)
+    if fmt == "json":
+        click.echo(render.as_json([{k: v for k, v in r.items() if k != "config"} for r in records]))
+    else:
+        _out().print(render.runs_list(records, str(store.root)))
+
+
+@cli.command()
+@click.argument("run_selector", metavar="RUN")
+@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Show every k-th epoch (the last is always shown).")
+@store_option
+@format_option
+def show(run_selector: str, every: int, store_path: str | None, fmt: str) -> None:
+    """Show one run epoch by epoch: metrics, kernel and bias norms, movement of the weights."""
+    store = Store.open(store_path)
+    record = store.get(run_selector)
+    history = store.history(record["id"])
+    config = store.config(record["id"])
+    if fmt == "json":
+        click.echo(render.as_json({"run": record, "config": config, "history": history}))
+        return
+    _out().print(render.run_detail(compare.show(record, history, every), config))
+
+
+@cli.command(name="compare")
+@click.argument("selectors", nargs=-1)
+@click.option("--all-keys", is_flag=True, help="Show every config key, not only those that differ.")
+@store_option
+@format_option
+def compare_(selectors: tuple[str, ...], all_keys: bool, store_path: str | None, fmt: str) -> None:
+    """Put runs side by side (default: the runs of the latest `weightlab run`)."""
+    store = Store.open(store_path)
+    records = store.select(selectors, default="latest-batch")
+    if not records:
+        raise WeightlabError(f"no runs in {store.root} yet; start one with `weightlab run CONFIG`")
+    result = compare.side_by_side(records, all_keys=all_keys)
+    if fmt == "json":
+        click.echo(render.as_json(result))
+    else:
+        _out().print(render.comparison(result))
+
+
+@cli.command()
+@store_option
+def reindex(store_path: str | None) -> None:
+    """Rebuild the index from the run directories (the directories are the truth)."""
+    store = Store.open(store_path)
+    start = time.perf_counter()
+    n = store.reindex()
+    _out().print(f"indexed {n} run{'s' if n != 1 else ''} in {store.root} "
+                 f"({time.perf_counter() - start:.2f} s)")
+
+
+def main() -> None:
+    cli(prog_name="weightlab")
+
+
+__all__ = ["cli", "main", "ConfigError"]

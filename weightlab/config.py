@@ -1,0 +1,750 @@
+"""YAML experiment -> validated, fully resolved run configs (overrides, matrix and seeds applied).
+
+Everything here is plain Python and PyYAML: no TensorFlow. Keras names (initializers, optimizers,
+losses, metrics, activations) are checked for shape here and resolved by Keras itself in
+:mod:`weightlab.training.keras_names`.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import difflib
+import itertools
+import math
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any
+
+from weightlab import yamlio
+from weightlab.errors import ConfigError, Problem
+from weightlab.yamlio import Path, dotted
+
+REQUIRED = object()
+SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")  # bundled with sklearn
+DATA_KINDS = ("linear", "blobs", "xor", "moons", "circles", "sklearn", "csv", "npz")
+KERAS_KINDS = ("initializer", "optimizer", "loss", "metric", "activation")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class Invalid(Exception):
+    """Raised by a checker; the message says what was expected and what was given."""
+
+
+def did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest candidate, or ``""``."""
+    match = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)
+    if not match:
+        lowered = {c.lower().replace("_", ""): c for c in candidates}
+        key = str(word).lower().replace("_", "").replace("-", "")
+        if key in lowered:
+            match = [lowered[key]]
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def _got(value: Any) -> str:
+    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping", type(None): "null"}.get(type(value), type(value).__name__)
+    if isinstance(value, dict | list):
+        return f"got {kind}"
+    hint = ""
+    if isinstance(value, str) and value.lower() in yamlio.YAML11_BOOLEANS:
+        hint = " (YAML 1.1 would read it as a boolean; weightlab reads only true/false as booleans)"
+    return f"got {kind}, {value!r}{hint}"
+
+
+# ---- checkers: value -> normalised value, or raise Invalid ---------------------------------------
+
+
+def integer(lo: int | None = None, hi: int | None = None) -> Callable[[Any], int]:
+    def check(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise Invalid(f"expected an integer{_range(lo, hi)}; {_got(v)}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise Invalid(f"expected an integer{_range(lo, hi)}; got {v}")
+        return v
+
+    return check
+
+
+def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+           hi_open: bool = False) -> Callable[[Any], float]:
+    def check(v: Any) -> float:
+        rng = _range(lo, hi, lo_open, hi_open)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise Invalid(f"expected a number{rng}; {_got(v)}")
+        v = float(v)
+        if math.isnan(v) or (lo is not None and (v < lo or (lo_open and v == lo))) or (
+            hi is not None and (v > hi or (hi_open and v == hi))
+        ):
+            raise Invalid(f"expected a number{rng}; got {v:g}")
+        return v
+
+    return check
+
+
+def _range(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: bool = False) -> str:
+    if lo is None and hi is None:
+        return ""
+    if hi is None:
+        return f" {'>' if lo_open else '>='} {lo:g}"
+    if lo is None:
+        return f" {'<' if hi_open else '<='} {hi:g}"
+    return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
+def boolean(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise Invalid(f"expected true or false; {_got(v)}")
+    return v
+
+
+def string(v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise Invalid(f"expected a non-empty string; {_got(v)}")
+    return v
+
+
+def choice(*options: str) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if v not in options:
+            opts = " | ".join(options)
+            near = did_you_mean(v, options) if isinstance(v, str) else ""
+            raise Invalid(f"expected one of {opts}; {_got(v)}{near}")
+        return v
+
+    return check
+
+
+def name(v: Any) -> str:
+    v = string(v)
+    if not _NAME_RE.match(v):
+        raise Invalid(f"expected a name of letters, digits, '_', '.', '-' (no '/'); got {v!r}")
+    return v
+
+
+def optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def opt(v: Any) -> Any:
+        return None if v is None else check(v)
+
+    return opt
+
+
+def list_of(check: Callable[[Any], Any], min_len: int = 0) -> Callable[[Any], list[Any]]:
+    def check_list(v: Any) -> list[Any]:
+        if not isinstance(v, list):
+            raise Invalid(f"expected a list; {_got(v)}")
+        if len(v) < min_len:
+            raise Invalid(f"expected a list of at least {min_len} item(s); got {len(v)}")
+        out = []
+        for i, item in enumerate(v):
+            try:
+                out.append(check(item))
+            except Invalid as e:
+                raise Invalid(f"item {i}: {e}") from None
+        return out
+
+    return check_list
+
+
+def keras_ref(kind: str) -> Callable[[Any], Any]:
+    """A Keras object: a name, ``{name: ..., **kwargs}`` or ``{class_name: ..., config: {...}}``."""
+
+    def check(v: Any) -> Any:
+        if isinstance(v, str) and v:
+            return v
+        if isinstance(v, dict):
+            keys = set(v)
+            if "class_name" in keys:
+                extra = keys - {"class_name", "config", "module", "registered_name"}
+                if extra:
+                    raise Invalid(f"a {{class_name, config}} {kind} takes its arguments under "
+                                  f"'config'; unexpected key(s): {', '.join(sorted(extra))}")
+                if not isinstance(v.get("config", {}), dict):
+                    raise Invalid(f"'config' of a {kind} must be a mapping")
+                string(v["class_name"])
+                return v
+            if "name" in keys:
+                string(v["name"])
+                return v
+            raise Invalid(f"a {kind} given as a mapping needs 'name' (and its keyword arguments), "
+                          "or 'class_name' and 'config'")
+        raise Invalid(f"expected a Keras {kind}: a name such as "
+                      f"{_EXAMPLES[kind]!r}, or a mapping; {_got(v)}")
+
+    check.keras_kind = kind  # type: ignore[attr-defined]
+    return check
+
+
+_EXAMPLES = {"initializer": "glorot_uniform", "optimizer": "sgd", "loss": "mse",
+             "metric": "mae", "activation": "relu"}
+
+
+def snapshot_every(v: Any) -> str | int:
+    if v in ("epoch", "never"):
+        return v  # type: ignore[no-any-return]
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 1:
+        return v
+    raise Invalid(f"expected 'epoch', 'never' or a number of batches >= 1; {_got(v)}")
+
+
+# ---- the schema ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class F:
+    """One config field: its checker, default and one line of documentation."""
+
+    check: Callable[[Any], Any]
+    default: Any = REQUIRED
+    doc: str = ""
+
+
+_GENERATED = {"samples": F(integer(1), 1000, "number of samples to generate")}
+_SUBSET = {"samples": F(optional(integer(1)), None, "use a random subset of this many rows")}
+
+DATA_COMMON = {
+    "kind": F(choice(*DATA_KINDS), "linear", " | ".join(DATA_KINDS)),
+    "validation_split": F(number(0, 1, hi_open=True), 0.2,
+                          "fraction held out for validation (shuffled with the data seed)"),
+    "standardize": F(boolean, False, "scale features to mean 0, std 1 (training-split statistics)"),
+    "seed": F(optional(integer(0)), None, "seed of the data itself; null = the run's seed"),
+}
+DATA_KIND_FIELDS: dict[str, dict[str, F]] = {
+    "linear": {
+        **_GENERATED,
+        "features": F(integer(1), 1, "number of input features"),
+        "offset": F(number(), 0.0, "y = x·w_true + offset + noise"),
+        "noise": F(number(0), 0.1, "std of the Gaussian noise added to y"),
+        "weights": F(optional(list_of(number(), 1)), None,
+                     "w_true; null = drawn from N(0, 1) with the data seed"),
+        "input_offset": F(number(), 0.0, "added to every feature (moves x away from the origin)"),
+    },
+    "blobs": {
+        **_GENERATED,
+        "features": F(integer(1), 2, "number of input features"),
+        "centers": F(integer(2), 2, "number of classes (one Gaussian blob each)"),
+        "cluster_std": F(number(0, lo_open=True), 1.0, "std of each blob"),
+        "center_box": F(list_of(number(), 2), [-10.0, 10.0], "range the blob centres are drawn from"),
+    },
+    "xor": {**_GENERATED, "noise": F(number(0), 0.1, "std of the jitter added to the inputs"),
+            "input_offset": F(number(), 0.0, "added to every feature")},
+    "moons": {**_GENERATED, "noise": F(number(0), 0.1, "std of the Gaussian noise"),
+              "input_offset": F(number(), 0.0, "added to every feature")},
+    "circles": {**_GENERATED, "noise": F(number(0), 0.05, "std of the Gaussian noise"),
+                "factor": F(number(0, 1, lo_open=True, hi_open=True), 0.5,
+                            "inner circle radius / outer circle radius"),
+                "input_offset": F(number(), 0.0, "added to every feature")},
+    "sklearn": {**_SUBSET, "name": F(choice(*SKLEARN_DATASETS), REQUIRED,
+                                     "a dataset bundled with scikit-learn (never downloaded)")},
+    "csv": {**_SUBSET, "path": F(string, REQUIRED, "CSV file with a header row"),
+            "target": F(string, REQUIRED, "name of the target column"),
+            "features": F(optional(list_of(string, 1)), None,
+                          "feature columns; null = every other column")},
+    "npz": {**_SUBSET, "path": F(string, REQUIRED, "NumPy .npz file"),
+            "x_key": F(string, "X", "array of inputs, shape (samples, features)"),
+            "y_key": F(string, "y", "array of targets, shape (samples,) or (samples, k)")},
+}
+
+MODEL = {
+    "use_bias": F(boolean, True, "default for every layer; a layer may override it"),
+    "kernel_initializer": F(keras_ref("initializer"), "glorot_uniform", "any Keras initializer"),
+    "bias_initializer": F(keras_ref("initializer"), "zeros", "any Keras initializer"),
+    "layers": F(list_of(lambda v: v, 1), REQUIRED, "Dense layers, input to output"),
+}
+LAYER = {
+    "units": F(integer(1), REQUIRED, "number of units"),
+    "activation": F(optional(keras_ref("activation")), None, "any Keras activation; null = linear"),
+    "name": F(optional(name), None, "layer name; default dense_1, dense_2, ... by position"),
+    "use_bias": F(optional(boolean), None, "default: model.use_bias"),
+    "kernel_initializer": F(optional(keras_ref("initializer")), None,
+                            "default: model.kernel_initializer"),
+    "bias_initializer": F(optional(keras_ref("initializer")), None, "default: model.bias_initializer"),
+}
+TRAIN = {
+    "optimizer": F(keras_ref("optimizer"), "sgd",
+                   "a name, or {name: sgd, learning_rate: 0.01, momentum: 0.9, ...}"),
+    "loss": F(keras_ref("loss"), "mse", "any Keras loss"),
+    "metrics": F(list_of(keras_ref("metric")), [], "Keras metrics, e.g. [mae] or [accuracy]"),
+    "epochs": F(integer(1, 100_000), 10, "number of epochs"),
+    "batch_size": F(integer(1), 32, "samples per gradient step"),
+    "shuffle": F(boolean, True, "shuffle the training samples every epoch"),
+}
+SNAPSHOTS = {
+    "every": F(snapshot_every, "epoch",
+               "epoch | N (also every N batches) | never (statistics only)"),
+}
+SECTIONS = {"data": None, "model": MODEL, "train": TRAIN, "snapshots": SNAPSHOTS}
+TOP = {
+    "name": F(name, None, "experiment name; default: the config file's name"),
+    "description": F(optional(string), None, "free text"),
+    "seed": F(integer(0), None, "seed of the run (default 0)"),
+    "seeds": F(list_of(integer(0), 1), None, "one run per seed; instead of seed"),
+    "matrix": F(lambda v: v, None, "{dotted.key: [values]}: one run per combination"),
+}
+TOP_KEYS = [*TOP, *SECTIONS]
+
+
+def _all_data_keys() -> list[str]:
+    keys = list(DATA_COMMON)
+    for fields in DATA_KIND_FIELDS.values():
+        keys += [k for k in fields if k not in keys]
+    return keys
+
+
+# ---- locations -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Locator:
+    """Says where a key path came from: a file line, a matrix entry or a command-line override."""
+
+    source: str
+    lines: dict[Path, int] = field(default_factory=dict)
+    layers: list[tuple[Path, str]] = field(default_factory=list)  # later entries win
+
+    def __call__(self, path: Path) -> str:
+        for prefix, where in reversed(self.layers):
+            if path[: len(prefix)] == prefix:
+                return where
+        probe = path
+        while probe not in self.lines and probe:
+            probe = probe[:-1]
+        line = self.lines.get(probe)
+        return f"{self.source}:{line}" if line else self.source
+
+    def has(self, path: Path) -> bool:
+        """Whether ``path`` itself was written (in the file, a matrix cell or an override)."""
+        return path in self.lines or any(path[: len(p)] == p for p, _ in self.layers)
+
+    def with_layer(self, prefix: Path, where: str) -> Locator:
+        return Locator(self.source, self.lines, [*self.layers, (prefix, where)])
+
+
+class _Collector:
+    def __init__(self, locate: Locator):
+        self.locate = locate
+        self.problems: list[Problem] = []
+
+    def add(self, path: Path, message: str) -> None:
+        self.problems.append(Problem(self.locate(path), dotted(path), message))
+
+    def fields(self, raw: Any, spec: dict[str, F], path: Path, *, known: Sequence[str] = (),
+               elsewhere: dict[str, str] | None = None) -> dict[str, Any]:
+        """Check a mapping against ``spec``; return it with defaults filled in."""
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            self.add(path, f"expected a mapping; {_got(raw)}")
+            return {k: (None if f.default is REQUIRED else copy.deepcopy(f.default))
+                    for k, f in spec.items()}
+        out: dict[str, Any] = {}
+        for key in raw:
+            if key in spec or key in known:
+                continue
+            if elsewhere and key in elsewhere:
+                self.add((*path, key), elsewhere[key])
+            else:
+                self.add((*path, key), f"unknown key{did_you_mean(key, [*spec, *known])}"
+                                       f" (expected one of: {', '.join([*spec, *known])})")
+        for key, f in spec.items():
+            if key not in raw:
+                if f.default is REQUIRED:
+                    self.add(path, f"missing required key '{key}' ({f.doc})")
+                    out[key] = None
+                else:
+                    out[key] = copy.deepcopy(f.default)
+                continue
+            try:
+                out[key] = f.check(raw[key])
+            except Invalid as e:
+                self.add((*path, key), str(e))
+                out[key] = None
+        return out
+
+
+# ---- the result ----------------------------------------------------------------------------------
+
+
+@dataclass
+class RunSpec:
+    """One run to make: the fully resolved config plus where it came from."""
+
+    index: int
+    seed: int
+    cell: dict[str, Any]  # matrix values of this run, by dotted key
+    config: dict[str, Any]  # fully resolved; written to the run's config.yaml
+    locate: Locator
+
+    @property
+    def experiment(self) -> str:
+        return str(self.config["name"])
+
+
+@dataclass
+class Experiment:
+    """A loaded config file: its runs (matrix × seeds, expanded) and how they were made."""
+
+    name: str
+    source: str
+    runs: list[RunSpec]
+    matrix: dict[str, list[Any]]
+    seeds: list[int]
+    overrides: list[str]
+
+    def describe(self) -> str:
+        """``"4 runs: 2 model.use_bias × 2 seeds"``."""
+        parts = [f"{len(v)} {k}" for k, v in self.matrix.items()]
+        if len(self.seeds) > 1:
+            parts.append(f"{len(self.seeds)} seeds")
+        n = len(self.runs)
+        head = f"{n} run{'s' if n != 1 else ''}"
+        return f"{head}: {' × '.join(parts)}" if parts else head
+
+
+# ---- loading -------------------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[Path, Any]:
+    """Parse ``KEY=VALUE`` (value read as YAML) into a key path and a value."""
+    where = f"override '{text}'"
+    if "=" not in text:
+        raise ConfigError(Problem(where, "", "expected KEY=VALUE, e.g. train.epochs=5"))
+    key, value_text = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(Problem(where, key, "expected a dotted key such as train.epochs"))
+    value, _ = yamlio.load(value_text if value_text.strip() else "''", where)
+    path: Path = tuple(int(p) if p.isdigit() else p for p in key.split("."))
+    return path, value
+
+
+def _set_path(raw: dict[str, Any], path: Path, value: Any, where: str) -> None:
+    node: Any = raw
+    for i, part in enumerate(path[:-1]):
+        nxt = path[i + 1]
+        if isinstance(node, dict):
+            if not isinstance(node.get(part), dict | list):
+                node[part] = [] if isinstance(nxt, int) else {}
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int):
+            if part >= len(node):
+                raise ConfigError(Problem(where, dotted(path[: i + 1]),
+                                          f"index {part} is out of range (the list has "
+                                          f"{len(node)} item(s))"))
+            node = node[part]
+        else:
+            raise ConfigError(Problem(where, dotted(path[: i + 1]), "cannot be indexed"))
+    last = path[-1]
+    if isinstance(node, list):
+        if not isinstance(last, int) or last >= len(node):
+            raise ConfigError(Problem(where, dotted(path), f"index out of range (the list has "
+                                                          f"{len(node)} item(s))"))
+        node[last] = value
+    else:
+        node[last] = value
+
+
+def load_experiment(path: str | os.PathLike[str], overrides: Sequence[str] = (), *,
+                    check_files: bool = True) -> Experiment:
+    """Read, validate and expand a config file.
+
+    Args:
+        path: the YAML file.
+        overrides: ``KEY=VALUE`` strings applied on top of the file (values read as YAML).
+        check_files: also check that data files exist and have the named columns/arrays.
+
+    Returns:
+        The experiment with one fully resolved :class:`RunSpec` per matrix cell and seed.
+
+    Raises:
+        ConfigError: listing every problem found, each with file, line and key.
+    """
+    src = os.fspath(path)
+    try:
+        text = FsPath(src).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(Problem(src, "", "config file not found")) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(Problem(src, "", f"cannot read the config file: {e}")) from None
+    raw, lines = yamlio.load(text, src)
+    if raw is None:
+        raise ConfigError(Problem(src, "", "the config file is empty; see configs/ for examples"))
+    if not isinstance(raw, dict):
+        raise ConfigError(Problem(f"{src}:1", "", f"expected a mapping at the top; {_got(raw)}"))
+    locate = Locator(src, lines)
+    base_dir = FsPath(src).resolve().parent
+    for text_ov in overrides:
+        ov_path, value = parse_override(text_ov)
+        where = f"override '{text_ov}'"
+        if ov_path[0] == "seed":
+            raw.pop("seeds", None)
+        elif ov_path[0] == "seeds":
+            raw.pop("seed", None)
+        _set_path(raw, ov_path, value, where)
+        locate = locate.with_layer(ov_path, where)
+    default_name = FsPath(src).stem
+    return expand(raw, locate, base_dir=base_dir, default_name=default_name,
+                  overrides=list(overrides), check_files=check_files)
+
+
+def expand(raw: dict[str, Any], locate: Locator, *, base_dir: FsPath, default_name: str,
+           overrides: list[str] | None = None, check_files: bool = True) -> Experiment:
+    """Validate a raw config mapping and expand its matrix × seeds into run specs."""
+    col = _Collector(locate)
+    top = col.fields({k: raw[k] for k in raw if k not in SECTIONS}, TOP, (), known=list(SECTIONS))
+    if raw.get("seed") is not None and raw.get("seeds") is not None:
+        col.add(("seeds",), "give either 'seed' or 'seeds', not both")
+    seeds = top["seeds"] or [top["seed"] if top["seed"] is not None else 0]
+    if len(set(seeds)) != len(seeds):
+        col.add(("seeds",), f"seeds must be distinct; got {seeds}")
+    matrix = _check_matrix(raw.get("matrix"), col)
+    if col.problems:
+        raise ConfigError(col.problems)
+
+    base = {k: v for k, v in raw.items() if k not in ("matrix", "seeds", "seed")}
+    cells = [dict(zip(matrix, combo, strict=True)) for combo in itertools.product(*matrix.values())]
+    runs: list[RunSpec] = []
+    problems: list[Problem] = []
+    for cell in cells:
+        cfg_raw = copy.deepcopy(base)
+        cell_locate = locate
+        for key, value in cell.items():
+            kpath = tuple(int(p) if p.isdigit() else p for p in key.split("."))
+            where = f"{locate(('matrix', key))} (matrix value {value!r})"
+            try:
+                _set_path(cfg_raw, kpath, copy.deepcopy(value), where)
+            except ConfigError as e:
+                problems += e.problems
+                continue
+            cell_locate = cell_locate.with_layer(kpath, where)
+        cell_col = _Collector(cell_locate)
+        resolved = _resolve(cfg_raw, cell_col, base_dir, check_files)
+        resolved["name"] = top["name"] or default_name
+        if top["description"]:
+            resolved["description"] = top["description"]
+        for p in cell_col.problems:
+            if p not in problems:
+                problems.append(p)
+        for seed in seeds:
+            cfg = {"name": resolved["name"], "seed": seed,
+                   **{k: v for k, v in resolved.items() if k != "name"}}
+            runs.append(RunSpec(len(runs), seed, dict(cell), copy.deepcopy(cfg), cell_locate))
+    if problems:
+        raise ConfigError(problems)
+    return Experiment(top["name"] or default_name, locate.source, runs, matrix, seeds,
+                      overrides or [])
+
+
+def _check_matrix(raw: Any, col: _Collector) -> dict[str, list[Any]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        col.add(("matrix",), f"expected a mapping of dotted keys to lists of values; {_got(raw)}")
+        return {}
+    out: dict[str, list[Any]] = {}
+    for key, values in raw.items():
+        path: Path = ("matrix", key)
+        if key in ("seed", "seeds"):
+            col.add(path, "seeds are not a matrix axis; use 'seeds: [0, 1, 2]' at the top level")
+            continue
+        problem = _check_key_path(str(key))
+        if problem:
+            col.add(path, problem)
+            continue
+        if not isinstance(values, list) or not values:
+            col.add(path, f"expected a non-empty list of values; {_got(values)}")
+            continue
+        out[str(key)] = values
+    return out
+
+
+def _check_key_path(key: str) -> str | None:
+    """Return a problem if ``key`` names no config field, else None."""
+    parts = key.split(".")
+    head = parts[0]
+    if head not in SECTIONS:
+        if head in TOP and len(parts) == 1:
+            return None
+        return f"'{head}' is not a config section{did_you_mean(head, TOP_KEYS)}"
+    if len(parts) < 2:
+        return None
+    sub = parts[1]
+    if head == "data":
+        keys = _all_data_keys()
+    else:
+        keys = list(SECTIONS[head] or {})
+    if sub not in keys:
+        return f"'{sub}' is not a key of '{head}'{did_you_mean(sub, keys)}"
+    if head == "model" and sub == "layers" and len(parts) >= 4:
+        if not parts[2].isdigit():
+            return "select a layer by its position, e.g. model.layers.0.units"
+        if parts[3] not in LAYER:
+            return f"'{parts[3]}' is not a layer key{did_you_mean(parts[3], list(LAYER))}"
+    return None
+
+
+def _resolve(raw: dict[str, Any], col: _Collector, base_dir: FsPath,
+             check_files: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"data": _resolve_data(raw.get("data"), col, base_dir, check_files)}
+    model = col.fields(raw.get("model"), MODEL, ("model",))
+    layers = []
+    names: dict[str, int] = {}
+    for i, layer_raw in enumerate(model["layers"] or []):
+        path: Path = ("model", "layers", i)
+        if isinstance(layer_raw, int) and not isinstance(layer_raw, bool):
+            layer_raw = {"units": layer_raw}  # `layers: [8, 1]` is shorthand for units
+        layer = col.fields(layer_raw, LAYER, path)
+        layer["name"] = layer["name"] or f"dense_{i + 1}"
+        for key in ("use_bias", "kernel_initializer", "bias_initializer"):
+            if layer[key] is None:
+                layer[key] = copy.deepcopy(model[key])
+        if layer["name"] in names:
+            col.add((*path, "name"), f"duplicate layer name {layer['name']!r} "
+                                     f"(also layer {names[layer['name']]})")
+        names[layer["name"]] = i
+        layers.append({k: layer[k] for k in LAYER})
+    model["layers"] = layers
+    out["model"] = model
+    out["train"] = col.fields(raw.get("train"), TRAIN, ("train",))
+    out["snapshots"] = col.fields(raw.get("snapshots"), SNAPSHOTS, ("snapshots",))
+    return out
+
+
+def _resolve_data(raw: Any, col: _Collector, base_dir: FsPath, check_files: bool) -> dict[str, Any]:
+    path: Path = ("data",)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        col.add(path, f"expected a mapping; {_got(raw)}")
+        return {}
+    kind = raw.get("kind", "linear")
+    try:
+        kind = choice(*DATA_KINDS)(kind)
+    except Invalid as e:
+        col.add((*path, "kind"), str(e))
+        return {}
+    spec = {**DATA_COMMON, **DATA_KIND_FIELDS[kind]}
+    elsewhere = {
+        key: f"'{key}' does not apply to data kind '{kind}' (it applies to: "
+             f"{', '.join(k for k, f in DATA_KIND_FIELDS.items() if key in f)})"
+        for key in _all_data_keys() if key not in spec
+    }
+    data = col.fields(raw, spec, path, elsewhere=elsewhere)
+    if kind == "linear" and data.get("weights") and data.get("features") is not None \
+            and len(data["weights"]) != data["features"]:
+        col.add((*path, "weights"), f"expected {data['features']} weight(s), one per feature; "
+                                    f"got {len(data['weights'])}")
+    if kind in ("csv", "npz") and data.get("path"):
+        file = FsPath(os.path.expanduser(data["path"]))
+        if not file.is_absolute():
+            file = base_dir / file
+        data["path"] = str(file.resolve())
+        if check_files:
+            _check_data_file(kind, data, col)
+    return data
+
+
+def _check_data_file(kind: str, data: dict[str, Any], col: _Collector) -> None:
+    file = FsPath(data["path"])
+    ppath: Path = ("data", "path")
+    if not file.is_file():
+        col.add(ppath, f"file not found: {file}")
+        return
+    if kind == "csv":
+        try:
+            with file.open(newline="", encoding="utf-8") as fh:
+                header = next(csv.reader(fh), None)
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            col.add(ppath, f"cannot read {file}: {e}")
+            return
+        if not header:
+            col.add(ppath, f"{file} is empty; expected a header row of column names")
+            return
+        columns = [h.strip() for h in header]
+        if data.get("target") and data["target"] not in columns:
+            col.add(("data", "target"), f"no column {data['target']!r} in {file.name}"
+                                        f"{did_you_mean(data['target'], columns)} "
+                                        f"(columns: {', '.join(columns)})")
+        for i, feat in enumerate(data.get("features") or []):
+            if feat not in columns:
+                col.add(("data", "features", i), f"no column {feat!r} in {file.name}"
+                                                 f"{did_you_mean(feat, columns)}")
+    else:
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(file) as zf:
+                arrays = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+        except (OSError, zipfile.BadZipFile) as e:
+            col.add(ppath, f"{file} is not a readable .npz file: {e}")
+            return
+        for key in ("x_key", "y_key"):
+            if data.get(key) and data[key] not in arrays:
+                col.add(("data", key), f"no array {data[key]!r} in {file.name}"
+                                       f"{did_you_mean(data[key], arrays)} "
+                                       f"(arrays: {', '.join(arrays) or 'none'})")
+
+
+def keras_refs(spec: RunSpec) -> list[tuple[Path, str, Any]]:
+    """Every Keras name in a resolved run config: ``(key path, kind, value)``."""
+    cfg = spec.config
+    refs: list[tuple[Path, str, Any]] = [
+        (("train", "optimizer"), "optimizer", cfg["train"]["optimizer"]),
+        (("train", "loss"), "loss", cfg["train"]["loss"]),
+    ]
+    refs += [(("train", "metrics", i), "metric", m) for i, m in enumerate(cfg["train"]["metrics"])]
+    for i, layer in enumerate(cfg["model"]["layers"]):
+        # Locate inherited values at the model level, where the user wrote them.
+        for key in ("kernel_initializer", "bias_initializer"):
+            refs.append((("model", "layers", i, key), "initializer", layer[key]))
+        if layer["activation"] is not None:
+            refs.append((("model", "layers", i, "activation"), "activation", layer["activation"]))
+    return refs
+
+
+def flatten(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Resolved config -> ``{"train.epochs": 50, "model.layers.0.units": 8, ...}``."""
+    out: dict[str, Any] = {}
+
+    def walk(v: Any, prefix: str) -> None:
+        if isinstance(v, dict) and v and prefix.rsplit(".", 1)[-1] not in _KERAS_FIELDS:
+            for k, sub in v.items():
+                walk(sub, f"{prefix}.{k}" if prefix else str(k))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for i, sub in enumerate(v):
+                walk(sub, f"{prefix}.{i}")
+        else:
+            out[prefix] = v
+
+    walk(cfg, "")
+    return out
+
+
+_KERAS_FIELDS = {"optimizer", "loss", "kernel_initializer", "bias_initializer", "activation"}
+
+
+def _is_keras_mapping(v: dict[str, Any]) -> bool:
+    return "name" in v or "class_name" in v
+
+
+def short_value(v: Any) -> str:
+    """A compact, human form of a config value for tables: ``{name: sgd, lr: 0.1}`` -> ``sgd(lr=0.1)``."""
+    if isinstance(v, dict) and _is_keras_mapping(v):
+        head = v.get("name") or v.get("class_name")
+        args = {k: a for k, a in v.items() if k not in ("name", "class_name", "config")}
+        args.update(v.get("config") or {})
+        inner = ", ".join(f"{k}={short_value(a)}" for k, a in args.items())
+        return f"{head}({inner})" if inner else str(head)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(short_value(x) for x in v) + "]"
+    return str(v)

@@ -1,0 +1,44 @@
+"""A resolved config -> a compiled Keras Sequential model of Dense layers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from weightlab.training.keras_names import resolve
+
+
+def build(model_cfg: dict[str, Any], features: int) -> keras.Sequential:
+    """Build the Dense stack. Layer names come from the config, never from Keras' global counter."""
+    layers: list[Any] = [keras.Input(shape=(features,), name="x")]
+    for layer in model_cfg["layers"]:
+        activation = layer["activation"]
+        layers.append(keras.layers.Dense(
+            layer["units"],
+            activation=None if activation is None else resolve("activation", activation),
+            use_bias=layer["use_bias"],
+            kernel_initializer=resolve("initializer", layer["kernel_initializer"]),
+            bias_initializer=resolve("initializer", layer["bias_initializer"]),
+            name=layer["name"],
+        ))
+    return keras.Sequential(layers, name="weightlab")
+
+
+def compile_model(model: keras.Sequential, train_cfg: dict[str, Any]) -> None:
+    model.compile(
+        optimizer=resolve("optimizer", train_cfg["optimizer"]),
+        loss=resolve("loss", train_cfg["loss"]),
+        metrics=[_metric(m) for m in train_cfg["metrics"]],
+    )
+
+
+def _metric(ref: Any) -> Any:
+    # Plain names go to compile() as written so that Keras picks e.g. the right accuracy variant
+    # and reports the metric under the name the user typed.
+    return ref if isinstance(ref, str) else resolve("metric", ref)
+
+
+def variables(model: keras.Sequential) -> list[tuple[str, Any]]:
+    """``[("dense_1/kernel", variable), ...]`` in layer order."""
+    return [(f"{layer.name}/{v.name}", v) for layer in model.layers for v in layer.weights]

@@ -1,0 +1,161 @@
+"""One run end to end (seed, data, model, fit, record) and an experiment's runs in turn."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from weightlab import __version__, data, stats, yamlio
+from weightlab.config import Experiment, RunSpec
+from weightlab.errors import ConfigError, DataError, Problem
+from weightlab.store import RunWriter, Store, new_id, now_iso
+from weightlab.training import keras_names
+from weightlab.training.model import build, compile_model
+from weightlab.training.snapshots import WeightSnapshots
+
+Event = dict[str, Any]
+OnEvent = Callable[[Event], None]
+
+
+def versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "numpy": np.__version__, "weightlab": __version__}
+
+
+def check_keras(experiment: Experiment) -> None:
+    """Resolve every Keras name of every run; raise one ConfigError listing all failures."""
+    problems: list[Problem] = []
+    for spec in experiment.runs:
+        for p in keras_names.check(spec):
+            if p not in problems:
+                problems.append(p)
+    if problems:
+        raise ConfigError(problems)
+
+
+def load_datasets(experiment: Experiment) -> dict[str, data.Dataset]:
+    """Load every distinct dataset of the experiment before anything is written.
+
+    Raises:
+        ConfigError: a data file's contents are unusable (named with file and line).
+    """
+    cache: dict[str, data.Dataset] = {}
+    for spec in experiment.runs:
+        key = _data_key(spec)
+        if key not in cache:
+            try:
+                cache[key] = data.load(spec.config["data"], spec.seed)
+            except DataError as e:
+                raise ConfigError(Problem(spec.locate(("data",)), "data", str(e))) from None
+    return cache
+
+
+def _data_key(spec: RunSpec) -> str:
+    return yamlio.dump({"data": spec.config["data"], "seed": spec.seed})
+
+
+def set_determinism(seed: int) -> None:
+    """Same seed, same machine -> bit-identical weights."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def train_run(spec: RunSpec, dataset: data.Dataset, store: Store, batch: str, *,
+              source: dict[str, Any] | None = None, on_event: OnEvent | None = None) -> dict[str, Any]:
+    """Train one run and record it in the store.
+
+    Returns:
+        The final run record (run.json). A Python exception inside training marks the run
+        ``failed`` (message in run.json, traceback in error.txt) and is not re-raised;
+        KeyboardInterrupt marks it ``interrupted`` and is re-raised.
+    """
+    emit = on_event or (lambda event: None)
+    cfg = spec.config
+    record: dict[str, Any] = {
+        "id": None, "experiment": spec.experiment, "batch": batch, "index": spec.index,
+        "seed": spec.seed, "cell": spec.cell, "status": "running",
+        "epochs": cfg["train"]["epochs"], "epochs_completed": 0, "diverged_at_epoch": None,
+        "final": {}, "best": None, "weights": None,
+        "timing": {"train_seconds": 0.0, "snapshot_seconds": 0.0, "total_seconds": 0.0},
+        "snapshots": {"every": cfg["snapshots"]["every"], "count": 0, "bytes": 0},
+        "data": dataset.info, "started_at": now_iso(), "finished_at": None,
+        "pid": os.getpid(), "host": socket.gethostname(), "versions": versions(),
+        "source": source or {}, "error": None,
+    }
+    writer = RunWriter(store, record, cfg, yamlio.dump(cfg))
+    emit({"type": "run_start", "run": record})
+    t0 = time.perf_counter()
+    snap: WeightSnapshots | None = None
+    try:
+        set_determinism(spec.seed)
+        model = build(cfg["model"], dataset.features)
+        compile_model(model, cfg["train"])
+
+        def on_epoch(epoch: int, logs: dict[str, Any]) -> None:
+            emit({"type": "epoch", "run": record, "epoch": epoch, "logs": logs})
+
+        snap = WeightSnapshots(writer, cfg["snapshots"]["every"], on_epoch)
+        validation = (dataset.x_val, dataset.y_val) if dataset.x_val is not None else None
+        fit_start = time.perf_counter()
+        model.fit(dataset.x_train, dataset.y_train, validation_data=validation,
+                  epochs=cfg["train"]["epochs"], batch_size=cfg["train"]["batch_size"],
+                  shuffle=cfg["train"]["shuffle"], callbacks=[snap], verbose=0)
+        fit_seconds = time.perf_counter() - fit_start
+        record["timing"]["train_seconds"] = round(fit_seconds - snap.snapshot_seconds, 4)
+        if snap.diverged_at_epoch is not None:
+            record["status"] = "diverged"
+            record["diverged_at_epoch"] = snap.diverged_at_epoch
+            record["error"] = f"diverged at epoch {snap.diverged_at_epoch}: {snap.nonfinite}"
+        else:
+            record["status"] = "completed"
+    except KeyboardInterrupt:
+        record["status"] = "interrupted"
+        raise
+    except Exception as e:  # the run failed; the sweep goes on
+        record["status"] = "failed"
+        record["error"] = f"{type(e).__name__}: {e}"
+        writer.write_text("error.txt", traceback.format_exc())
+    finally:
+        writer.close()
+        if snap is not None:
+            record["epochs_completed"] = snap.epochs_completed
+            record["final"] = snap.last_logs
+            record["timing"]["snapshot_seconds"] = round(snap.snapshot_seconds, 4)
+            record["snapshots"].update(count=snap.snapshot_count, bytes=snap.snapshot_bytes)
+        record.update(stats.summarize(store.history(writer.id)))
+        record["timing"]["total_seconds"] = round(time.perf_counter() - t0, 4)
+        record["finished_at"] = now_iso()
+        writer.save()
+        emit({"type": "run_end", "run": record})
+    return record
+
+
+def run_experiment(experiment: Experiment, store: Store, *,
+                   on_event: OnEvent | None = None) -> list[dict[str, Any]]:
+    """Check, then train every run of an experiment in turn; returns their records.
+
+    Raises:
+        ConfigError: a Keras name or a data file is invalid; nothing was written.
+    """
+    check_keras(experiment)
+    datasets = load_datasets(experiment)
+    batch = new_id()
+    source = {"config": experiment.source, "overrides": experiment.overrides}
+    emit = on_event or (lambda event: None)
+    emit({"type": "batch_start", "batch": batch, "total": len(experiment.runs),
+          "describe": experiment.describe()})
+    records = []
+    for spec in experiment.runs:
+        records.append(train_run(spec, datasets[_data_key(spec)], store, batch, source=source,
+                                 on_event=on_event))
+    return records

@@ -1,0 +1,101 @@
+"""The Keras callback that records every weight and bias tensor as training goes."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+
+from weightlab.stats import variable_stats
+from weightlab.store import RunWriter, snapshot_name
+from weightlab.training.model import variables
+
+
+class WeightSnapshots(keras.callbacks.Callback):
+    """Snapshot every variable at epoch 0 and after each epoch (and every N batches).
+
+    Arrays go to disk as they are taken; only the epoch-0 and the previous arrays stay in memory
+    (for the distance-from-init and change-per-epoch statistics). A non-finite loss or weight stops
+    training and marks the run diverged; the non-finite arrays are not written as a snapshot.
+
+    Args:
+        writer: the run directory writer.
+        every: ``"epoch"``, ``"never"`` or a number of batches.
+        on_epoch: called with ``(epoch, logs)`` after each epoch is recorded.
+    """
+
+    def __init__(self, writer: RunWriter, every: str | int,
+                 on_epoch: Callable[[int, dict[str, Any]], None] | None = None):
+        super().__init__()
+        if not (every in ("epoch", "never") or (isinstance(every, int) and every >= 1)):
+            raise ValueError(f"`every` must be 'epoch', 'never' or an integer >= 1. Received: every={every}")
+        self.writer = writer
+        self.every = every
+        self.on_epoch = on_epoch
+        self.initial: dict[str, np.ndarray] = {}
+        self.previous: dict[str, np.ndarray] | None = None
+        self.diverged_at_epoch: int | None = None
+        self.nonfinite: str | None = None
+        self.epochs_completed = 0
+        self.snapshot_seconds = 0.0
+        self.snapshot_count = 0
+        self.snapshot_bytes = 0
+        self.steps = 0
+        self.last_logs: dict[str, Any] = {}
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {key: np.array(v.numpy()) for key, v in variables(self.model)}
+
+    def _write(self, filename: str, arrays: dict[str, np.ndarray]) -> None:
+        self.snapshot_bytes += self.writer.write_snapshot(filename, arrays)
+        self.snapshot_count += 1
+
+    def record(self, epoch: int, logs: dict[str, Any]) -> bool:
+        """Record epoch ``epoch``; returns False when the run has diverged."""
+        start = time.perf_counter()
+        arrays = self._arrays()
+        if epoch == 0:
+            self.initial = arrays
+        metrics = {k: float(v) for k, v in logs.items()}
+        bad_metric = next((k for k, v in metrics.items() if k == "loss" and not math.isfinite(v)), None)
+        bad_var = next((k for k, a in arrays.items() if not np.all(np.isfinite(a))), None)
+        row = {"epoch": epoch, **metrics, "weights": {
+            k: variable_stats(a, self.initial[k], None if self.previous is None else self.previous[k])
+            for k, a in arrays.items()}}
+        self.writer.append_history(row)
+        finite = bad_metric is None and bad_var is None
+        if finite and self.every != "never":
+            self._write(snapshot_name(epoch), arrays)
+        self.previous = arrays
+        self.snapshot_seconds += time.perf_counter() - start
+        if not finite:
+            self.diverged_at_epoch = epoch
+            self.nonfinite = (f"loss is {metrics['loss']}" if bad_metric
+                              else f"{bad_var} has non-finite values")
+        return finite
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.record(0, {})
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.steps += 1
+        if isinstance(self.every, int) and self.steps % self.every == 0:
+            start = time.perf_counter()
+            arrays = self._arrays()
+            if all(np.all(np.isfinite(a)) for a in arrays.values()):
+                self._write(f"step-{self.steps:08d}.npz", arrays)
+            self.snapshot_seconds += time.perf_counter() - start
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        self.last_logs = {k: float(v) for k, v in logs.items()}
+        finite = self.record(epoch + 1, logs)
+        self.epochs_completed = epoch + 1
+        if self.on_epoch is not None:
+            self.on_epoch(epoch + 1, self.last_logs)
+        if not finite:
+            self.model.stop_training = True

@@ -1,0 +1,140 @@
+"""YAML reading with the pitfalls removed, and a map from key paths to source lines.
+
+PyYAML implements YAML 1.1, which reads ``1e-3`` as a string and ``yes``/``no``/``on``/``off`` as
+booleans, and silently keeps the last of two duplicate keys. weightlab follows YAML 1.2 instead:
+``1e-3`` is a float, only ``true``/``false`` are booleans, and a duplicate key is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+from weightlab.errors import ConfigError, Problem
+
+Path = tuple[str | int, ...]
+
+
+def dotted(path: Path) -> str:
+    """``("model", "layers", 0, "units")`` -> ``"model.layers.0.units"``."""
+    return ".".join(str(p) for p in path)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans and floats (see module docstring)."""
+
+
+# Drop YAML 1.1's implicit resolvers for bool and float, then add YAML 1.2 core ones.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (
+        "tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+# YAML 1.1 spellings that a 1.1 reader would have taken as booleans; used for a hint.
+YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
+
+
+def _walk(node: yaml.Node, path: Path, lines: dict[Path, int], problems: list[Problem],
+          source: str) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            line = key_node.start_mark.line + 1
+            if key is None:
+                problems.append(Problem(f"{source}:{line}", dotted(path), "keys must be plain strings"))
+                continue
+            if key in seen:
+                problems.append(Problem(
+                    f"{source}:{line}", dotted((*path, key)),
+                    f"duplicate key (first given on line {seen[key]}); remove one of them",
+                ))
+                continue
+            seen[key] = line
+            _walk(value_node, (*path, key), lines, problems, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*path, i), lines, problems, source)
+
+
+def load(text: str, source: str) -> tuple[Any, dict[Path, int]]:
+    """Parse one YAML document safely.
+
+    Args:
+        text: the YAML text.
+        source: how to name it in errors (a file path, or ``override 'k=v'``).
+
+    Returns:
+        The data and a map from key paths to 1-based line numbers.
+
+    Raises:
+        ConfigError: on a syntax error, a duplicate key or a tag that safe loading refuses.
+    """
+    loader = _Loader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as e:
+            raise ConfigError(_yaml_problem(e, source)) from None
+        except yaml.YAMLError as e:
+            raise ConfigError(Problem(source, "", f"not valid YAML: {e}")) from None
+        if node is None:
+            return None, {}
+        lines: dict[Path, int] = {}
+        problems: list[Problem] = []
+        _walk(node, (), lines, problems, source)
+        if problems:
+            raise ConfigError(problems)
+        try:
+            data = loader.construct_document(node)
+        except yaml.constructor.ConstructorError as e:
+            raise ConfigError(_yaml_problem(e, source)) from None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def _yaml_problem(e: yaml.MarkedYAMLError, source: str) -> Problem:
+    mark = e.problem_mark or e.context_mark
+    where = f"{source}:{mark.line + 1}" if mark else source
+    problem = e.problem or str(e)
+    if "could not determine a constructor for the tag" in problem:
+        tag = problem.split("tag", 1)[1].strip().strip("'")
+        return Problem(where, "", f"the tag {tag} is not allowed: configs are read with YAML safe "
+                                  "loading, which builds only plain data (mappings, lists, "
+                                  "strings, numbers, booleans, null)")
+    return Problem(where, "", f"not valid YAML: {problem}")
+
+
+def iter_paths(data: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
+    """Yield ``(path, value)`` for every leaf of nested dicts (lists are leaves)."""
+    if isinstance(data, dict) and data:
+        for k, v in data.items():
+            yield from iter_paths(v, (*path, k))
+    else:
+        yield path, data
+
+
+def dump(data: Any) -> str:
+    """Write plain data as block-style YAML that :func:`load` reads back unchanged."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
