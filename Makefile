@@ -3,7 +3,6 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-STORE ?= weightlab-runs
 
 .PHONY: venv run test test-fast lint format bench clean
 
@@ -16,8 +15,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: venv
-	$(BIN)/weightlab run configs/bias-vs-no-bias.yaml --store $(STORE)
-	$(BIN)/weightlab compare --store $(STORE)
+	$(BIN)/weightlab run configs/bias-vs-no-bias.yaml
+	$(BIN)/weightlab compare
 
 test: venv
 	$(BIN)/python -m pytest

@@ -119,7 +119,7 @@ def _yaml_problem(e: yaml.MarkedYAMLError, source: str) -> Problem:
     where = f"{source}:{mark.line + 1}" if mark else source
     problem = e.problem or str(e)
     if "could not determine a constructor for the tag" in problem:
-        tag = problem.split("tag", 1)[1].strip().strip("'")
+        tag = problem.split("tag", 1)[1].strip().strip("'").replace("tag:yaml.org,2002:", "!!")
         return Problem(where, "", f"the tag {tag} is not allowed: configs are read with YAML safe "
                                   "loading, which builds only plain data (mappings, lists, "
                                   "strings, numbers, booleans, null)")
