@@ -138,31 +138,41 @@ def _sklearn(data: dict[str, Any], _rng: np.random.Generator, _seed: int) -> tup
 def _csv(data: dict[str, Any], _rng: np.random.Generator, _seed: int) -> tuple[Any, Any, dict[str, Any]]:
     path = Path(data["path"])
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        # utf-8-sig: spreadsheet exports start with a byte-order mark, which must not end up
+        # glued to the first column's name.
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader)]
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error, StopIteration) as e:
+            header = [h.strip() for h in next(reader, [])]
+            # (line number, row); blank lines (a trailing empty line, say) are not rows.
+            rows = [(reader.line_num, row) for row in reader if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"{path}: cannot read the CSV file: {e}") from None
+    if not header:
+        raise DataError(f"{path}: the file is empty; expected a header row of column names")
     target = data["target"]
     features = data.get("features") or [h for h in header if h != target]
     for col_name in [target, *features]:
         if col_name not in header:
             raise DataError(f"{path}: no column {col_name!r} (columns: {', '.join(header)})")
+    if not features:
+        raise DataError(f"{path}: no feature columns: the header holds only the target {target!r}")
     cols = [header.index(f) for f in features]
     t = header.index(target)
     x = np.empty((len(rows), len(cols)), dtype=np.float64)
     y = np.empty(len(rows), dtype=np.float64)
-    for i, row in enumerate(rows):
-        line = i + 2  # 1-based, after the header
+    for i, (line, row) in enumerate(rows):
         if len(row) != len(header):
             raise DataError(f"{path}:{line}: expected {len(header)} values, got {len(row)}")
         for j, c in enumerate([*cols, t]):
             try:
                 value = float(row[c])
             except ValueError:
-                raise DataError(f"{path}:{line}: column {header[c]!r}: expected a number, got "
-                                f"{row[c]!r}") from None
+                value = None
+            if value is None or not np.isfinite(value):
+                # NaN/inf would only surface later as a NaN loss; there is no imputation.
+                raise DataError(f"{path}:{line}: column {header[c]!r}: expected a "
+                                f"{'number' if value is None else 'finite number'}, got "
+                                f"{row[c]!r}")
             if j < len(cols):
                 x[i, j] = value
             else:
@@ -181,8 +191,19 @@ def _npz(data: dict[str, Any], _rng: np.random.Generator, _seed: int) -> tuple[A
             x, y = npz[data["x_key"]], npz[data["y_key"]]
     except (OSError, KeyError, ValueError) as e:
         raise DataError(f"{path}: cannot read arrays {data['x_key']!r} and {data['y_key']!r}: {e}") from None
-    if not np.issubdtype(x.dtype, np.number) or not np.issubdtype(y.dtype, np.number):
-        raise DataError(f"{path}: arrays must be numeric; got {x.dtype} and {y.dtype}")
+    for key, arr in ((data["x_key"], x), (data["y_key"], y)):
+        if not np.issubdtype(arr.dtype, np.number):
+            raise DataError(f"{path}: array {key!r} must be numeric; got dtype {arr.dtype}")
+        if np.issubdtype(arr.dtype, np.inexact) and not np.isfinite(arr).all():
+            raise DataError(f"{path}: array {key!r} holds {int((~np.isfinite(arr)).sum())} "
+                            f"NaN or infinite value(s)")
+    if x.ndim not in (1, 2) or y.ndim not in (1, 2):
+        raise DataError(f"{path}: array {data['x_key']!r} must be 1-D or 2-D (samples, features) "
+                        f"and {data['y_key']!r} 1-D or 2-D (samples, outputs); got shapes "
+                        f"{x.shape} and {y.shape}")
+    if len(x) != len(y):
+        raise DataError(f"{path}: array {data['x_key']!r} has {len(x)} rows but {data['y_key']!r} "
+                        f"has {len(y)}")
     if x.ndim == 1:
         x = x.reshape(-1, 1)
     if np.issubdtype(y.dtype, np.integer):

@@ -126,6 +126,9 @@ def comparison(result: dict[str, Any], title: str = "") -> RenderableType:
     for row in rows:
         metric_names += [m for m in row["metrics"] if m not in metric_names and not m.startswith("val_")]
     show_epochs = any(r["epochs"] != r["of_epochs"] for r in rows)
+    # Columns that would only repeat another one are left out, to stay within 80 columns.
+    show_best = any(r["best_epoch"] not in (None, r["epochs"]) for r in rows)
+    show_val = any(r["val_loss"] is not None for r in rows)
     table = _table(title=title or None)
     table.add_column("run", no_wrap=True)
     for k in keys:
@@ -133,7 +136,9 @@ def comparison(result: dict[str, Any], title: str = "") -> RenderableType:
     table.add_column("status", no_wrap=True)
     if show_epochs:
         table.add_column("epochs", justify="right")
-    for name in ("loss", "val_loss", "best@ep", *metric_names, "W/W0", "|b|"):
+    numbers = ["loss", *(["val_loss"] if show_val else []), *(["best@ep"] if show_best else []),
+               *metric_names, "W/W0", "|b|"]
+    for name in numbers:
         table.add_column(name, justify="right", no_wrap=True)
     for row in rows:
         state = status(row["status"])
@@ -144,12 +149,13 @@ def comparison(result: dict[str, Any], title: str = "") -> RenderableType:
             row["id"][-4:] if len(rows) > 1 else row["id"],
             *[row["settings"][k] for k in keys],
             state, *([f"{row['epochs']}/{row['of_epochs']}"] if show_epochs else []),
-            num(row["loss"], 3), num(row["val_loss"], 3), best,
+            num(row["loss"], 3), *([num(row["val_loss"], 3)] if show_val else []),
+            *([best] if show_best else []),
             *[num(row["metrics"].get(m), 3) for m in metric_names],
             num(row["kernel_growth"], 3), num(row["bias_norm"], 3),
         )
     parts: list[RenderableType] = [table]
-    legend = "best@ep = lowest loss and its epoch; W/W0 = growth of the kernels' L2 norm since " \
+    legend = ("best@ep = lowest loss and its epoch; " if show_best else "") + "W/W0 = growth of the kernels' L2 norm since " \
              "epoch 0; |b| = L2 norm of all biases"
     if len(rows) > 1:
         legend = "run = last 4 characters of the run id; " + legend
@@ -178,7 +184,8 @@ def run_detail(detail: dict[str, Any], config: dict[str, Any]) -> RenderableType
     head.add_row("train", train_text(config))
     info = r.get("data") or {}
     data_line = f"{info.get('kind', '?')}: {info.get('train_samples', '?')} train / " \
-                f"{info.get('val_samples', '?')} validation samples, {info.get('features', '?')} features"
+                f"{info.get('val_samples', '?')} validation samples, {info.get('features', '?')} feature" \
+                f"{'' if info.get('features') == 1 else 's'}"
     if "w_true" in info:
         data_line += f"; true w = {[round(w, 4) for w in info['w_true']]}, b = {info['b_true']:g}"
     head.add_row("data", data_line)

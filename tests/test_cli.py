@@ -1,0 +1,248 @@
+"""The command line without TensorFlow: help, exit codes, read commands, and the no-TF rule."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import CONFIGS, REPO, write_run
+from weightlab import compare, render
+from weightlab.cli import cli
+
+COMMANDS = ["run", "validate", "ls", "show", "compare", "reindex"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    doc = cli.commands[command].help
+    assert doc and doc.strip().split("\n")[0].endswith(".")
+    assert doc.strip().split("\n")[0] in result.output.replace("\n  ", " ")
+
+
+def test_top_level_help_lists_commands():
+    result = invoke("--help")
+    for command in COMMANDS:
+        assert command in result.output
+
+
+def test_validate_ok():
+    result = invoke("validate", str(CONFIGS / "bias-vs-no-bias.yaml"))
+    assert result.exit_code == 0
+    assert "valid; 2 runs: 2 model.use_bias" in result.output
+
+
+def test_validate_error_exit_2(write_config):
+    path = write_config("model:\n  layers:\n    - {units: 8}\ntrain:\n  epochs: 0\n")
+    result = invoke("validate", str(path))
+    assert result.exit_code == 2
+    assert f"{path}:5: train.epochs: expected an integer in [1, 100000]; got 0" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_run_with_bad_config_exits_2_and_writes_nothing(write_config, store_dir):
+    path = write_config("model:\n  layers: [{units: 1}]\ntrain: {optimizer: {name: sgd}, epoch: 3}\n")
+    result = invoke("run", str(path))
+    assert result.exit_code == 2
+    assert "train.epoch: unknown key; did you mean 'epochs'?" in result.output
+    assert not store_dir.exists()
+
+
+def test_run_with_bad_override_exits_2(store_dir):
+    result = invoke("run", str(CONFIGS / "bias-vs-no-bias.yaml"), "train.epochs=many")
+    assert result.exit_code == 2
+    assert ("override 'train.epochs=many': train.epochs: expected an integer in [1, 100000]; "
+            "got a string, 'many'") in result.output
+    assert not store_dir.exists()
+
+
+def test_missing_config_file_exit_2():
+    result = invoke("validate", "nope.yaml")
+    assert result.exit_code == 2
+    assert "nope.yaml: config file not found" in result.output
+
+
+def test_ls_empty_store():
+    result = invoke("ls")
+    assert result.exit_code == 0
+    assert "No runs in" in result.output
+
+
+def test_ls_table_and_json(store):
+    a = write_run(store, experiment="alpha", cell={"model.use_bias": True})
+    b = write_run(store, experiment="beta", seed=3)
+    result = invoke("ls")
+    assert result.exit_code == 0
+    assert a["id"] in result.output and b["id"] in result.output
+    assert "use_bias=true" in result.output
+    data = json.loads(invoke("ls", "--format", "json").output)
+    assert [r["id"] for r in data] == [b["id"], a["id"]]
+    assert data[0]["seed"] == 3 and "config" not in data[0]
+
+
+def test_ls_unknown_selector_exit_2(store):
+    write_run(store, experiment="alpha")
+    result = invoke("ls", "alpah")
+    assert result.exit_code == 2
+    assert "no run matches 'alpah'; did you mean 'alpha'?" in result.output
+
+
+def test_show_table_and_json(store):
+    rec = write_run(store, epochs=4)
+    result = invoke("show", rec["id"])
+    assert result.exit_code == 0, result.output
+    assert rec["id"] in result.output
+    for header in ("epoch", "loss", "dist", "change", "dense_1", "|W|", "|bias|"):
+        assert header in result.output
+    data = json.loads(invoke("show", "latest", "--format", "json").output)
+    assert data["run"]["id"] == rec["id"]
+    assert [r["epoch"] for r in data["history"]] == [0, 1, 2, 3, 4]
+    assert data["config"]["model"]["layers"][0]["name"] == "dense_1"
+    thin = invoke("show", "latest", "--every", "3").output
+    rows = [line.split()[0] for line in thin.splitlines() if line.strip()[:1].isdigit()]
+    assert rows[-3:] == ["0", "3", "4"]
+
+
+def test_compare_default_is_latest_batch(store):
+    write_run(store, batch="old", experiment="x")
+    t = write_run(store, batch="new", cell={"model.use_bias": True}, losses=[1.0, 0.1, 0.01])
+    f = write_run(store, batch="new", cell={"model.use_bias": False}, use_bias=False,
+                  losses=[30.0, 26.0, 25.0])
+    result = invoke("compare")
+    assert result.exit_code == 0
+    assert t["id"][-4:] in result.output and f["id"][-4:] in result.output
+    assert "use_bias" in result.output
+    assert "use_bias=false ends with 2.5e+03× the loss of use_bias=true" in result.output
+    data = json.loads(invoke("compare", "--format", "json").output)
+    assert data["keys"] == ["model.use_bias"]
+    assert {r["settings"]["model.use_bias"] for r in data["runs"]} == {"true", "false"}
+
+
+def test_compare_reports_divergence(store):
+    write_run(store, batch="b", cell={"model.kernel_initializer": "zeros"})
+    write_run(store, batch="b", cell={"model.kernel_initializer": "huge"}, status="diverged",
+              diverged_at=2, losses=[10.0, float("nan"), float("nan")])
+    data = json.loads(invoke("compare", "--format", "json").output)
+    diverged = [r for r in data["runs"] if r["status"] == "diverged"][0]
+    assert diverged["diverged_at_epoch"] == 2 and diverged["loss"] == "NaN"
+    assert any("blew up" in f and "epoch 2" in f for f in data["findings"])
+    assert "diverged@2" in invoke("compare").output
+
+
+def test_compare_golden():
+    """The side-by-side table, rendered at 80 columns (reviewed by hand)."""
+    from rich.console import Console
+
+    records = [
+        {"id": "261129-100000-aaaa", "experiment": "e", "status": "completed", "epochs": 50,
+         "epochs_completed": 50, "final": {"loss": 0.012345, "val_loss": 0.013, "mae": 0.0876},
+         "best": {"loss": 0.0121, "epoch": 48}, "diverged_at_epoch": None,
+         "weights": {"kernel_norm": 3.0, "kernel_norm_initial": 2.5, "bias_norm": 2.85,
+                     "bias_norm_initial": 0.0, "dist_init": 2.0},
+         "config": {"model.use_bias": True, "train.epochs": 50}},
+        {"id": "261129-100001-bbbb", "experiment": "e", "status": "completed", "epochs": 50,
+         "epochs_completed": 50, "final": {"loss": 1.83, "val_loss": 1.72, "mae": 1.07},
+         "best": {"loss": 1.83, "epoch": 50}, "diverged_at_epoch": None,
+         "weights": {"kernel_norm": 7.5, "kernel_norm_initial": 2.5, "bias_norm": None,
+                     "bias_norm_initial": None, "dist_init": 5.0},
+         "config": {"model.use_bias": False, "train.epochs": 50}},
+    ]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(render.comparison(compare.side_by_side(records), title="e: 2 runs"))
+    expected = textwrap.dedent("""\
+        e: 2 runs
+
+         run   use_bias  status       loss  val_loss    best@ep     mae  W/W0   |b|
+         ──────────────────────────────────────────────────────────────────────────
+         aaaa  true      completed  0.0123     0.013  0.0121@48  0.0876   1.2  2.85
+         bbbb  false     completed    1.83      1.72    1.83@50    1.07     3     -
+
+        run = last 4 characters of the run id; best@ep = lowest loss and its epoch; W/W0
+        = growth of the kernels' L2 norm since epoch 0; |b| = L2 norm of all biases
+        • use_bias=false ends with 148× the loss of use_bias=true (1.83 vs 0.01235)
+        """)
+    got = "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
+    assert got == "\n".join(line.rstrip() for line in expected.splitlines()) + "\n"
+
+
+def test_reindex(store):
+    write_run(store)
+    write_run(store, seed=1)
+    store.index_path.unlink()
+    result = invoke("reindex")
+    assert result.exit_code == 0
+    assert "indexed 2 runs" in result.output
+
+
+# ---- the rule that matters most: reading never imports TensorFlow --------------------------------
+
+
+@pytest.fixture
+def no_tensorflow(tmp_path) -> dict[str, str]:
+    """An environment whose PYTHONPATH starts with tensorflow/keras packages that refuse import."""
+    fake = tmp_path / "fake"
+    for name in ("tensorflow", "keras"):
+        (fake / name).mkdir(parents=True)
+        (fake / name / "__init__.py").write_text(
+            f"raise ImportError('{name} must not be imported by this command')\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(fake), str(REPO)])
+    return env
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"], ["ls"], ["ls", "--format", "json"], ["show", "latest"], ["compare"],
+    ["compare", "--format", "json"], ["reindex"],
+    ["validate", str(CONFIGS / "bias-vs-no-bias.yaml")],
+    ["validate", str(CONFIGS / "initializers.yaml")],
+])
+def test_read_commands_never_import_tensorflow(args, no_tensorflow, store):
+    write_run(store, batch="b", cell={"model.use_bias": True})
+    write_run(store, batch="b", cell={"model.use_bias": False}, use_bias=False)
+    proc = subprocess.run([sys.executable, "-m", "weightlab", *args], env=no_tensorflow,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "must not be imported" not in proc.stderr
+
+
+def test_fake_tensorflow_really_blocks(no_tensorflow):
+    proc = subprocess.run([sys.executable, "-c", "import weightlab.training"], env=no_tensorflow,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "must not be imported" in proc.stderr
+
+
+def test_run_config_error_does_not_import_tensorflow(no_tensorflow, write_config):
+    path = write_config("model: {layers: [{units: 0}]}\n")
+    proc = subprocess.run([sys.executable, "-m", "weightlab", "run", str(path)],
+                          env=no_tensorflow, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "model.layers.0.units: expected an integer >= 1; got 0" in proc.stderr
+
+
+def test_module_entry_point(no_tensorflow):
+    proc = subprocess.run([sys.executable, "-m", "weightlab", "--version"], env=no_tensorflow,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "weightlab, version" in proc.stdout
+
+
+def test_store_option_beats_environment(tmp_path, store):
+    other = tmp_path / "other"
+    from weightlab.store import Store
+
+    write_run(Store(other), experiment="elsewhere")
+    out = invoke("ls", "--store", str(other)).output
+    assert "elsewhere" in out
+    assert "No runs" in invoke("ls").output
+    assert Path(other / "index.sqlite").exists()
