@@ -41,10 +41,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def write_run(store, *, experiment: str = "exp", batch: str = "b1", seed: int = 0,
-              cell: dict | None = None, config_overrides: dict | None = None, epochs: int = 3,
-              status: str = "completed", losses: list[float] | None = None, use_bias: bool = True,
-              diverged_at: int | None = None):
+def write_run(
+    store,
+    *,
+    experiment: str = "exp",
+    batch: str = "b1",
+    seed: int = 0,
+    cell: dict | None = None,
+    config_overrides: dict | None = None,
+    epochs: int = 3,
+    status: str = "completed",
+    losses: list[float] | None = None,
+    use_bias: bool = True,
+    diverged_at: int | None = None,
+):
     """Write a realistic run directory with the library's own writer, without TensorFlow.
 
     Weights follow a fixed random walk so that statistics and snapshots are consistent.
@@ -56,17 +66,40 @@ def write_run(store, *, experiment: str = "exp", batch: str = "b1", seed: int = 
 
     cell = cell or {}
     config = {
-        "name": experiment, "seed": seed,
+        "name": experiment,
+        "seed": seed,
         "data": {"kind": "linear", "samples": 100, "features": 2, "offset": 5.0},
-        "model": {"use_bias": use_bias, "kernel_initializer": "glorot_uniform",
-                  "bias_initializer": "zeros",
-                  "layers": [
-                      {"units": 3, "activation": "relu", "name": "dense_1", "use_bias": use_bias,
-                       "kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"},
-                      {"units": 1, "activation": None, "name": "out", "use_bias": use_bias,
-                       "kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}]},
-        "train": {"optimizer": "sgd", "loss": "mse", "metrics": ["mae"], "epochs": epochs,
-                  "batch_size": 32, "shuffle": True},
+        "model": {
+            "use_bias": use_bias,
+            "kernel_initializer": "glorot_uniform",
+            "bias_initializer": "zeros",
+            "layers": [
+                {
+                    "units": 3,
+                    "activation": "relu",
+                    "name": "dense_1",
+                    "use_bias": use_bias,
+                    "kernel_initializer": "glorot_uniform",
+                    "bias_initializer": "zeros",
+                },
+                {
+                    "units": 1,
+                    "activation": None,
+                    "name": "out",
+                    "use_bias": use_bias,
+                    "kernel_initializer": "glorot_uniform",
+                    "bias_initializer": "zeros",
+                },
+            ],
+        },
+        "train": {
+            "optimizer": "sgd",
+            "loss": "mse",
+            "metrics": ["mae"],
+            "epochs": epochs,
+            "batch_size": 32,
+            "shuffle": True,
+        },
         "snapshots": {"every": "epoch"},
     }
     for key, value in {**cell, **(config_overrides or {})}.items():
@@ -75,13 +108,31 @@ def write_run(store, *, experiment: str = "exp", batch: str = "b1", seed: int = 
         for p in parts[:-1]:
             node = node[int(p)] if p.isdigit() else node[p]
         node[parts[-1]] = value
-    record = {"id": None, "experiment": experiment, "batch": batch, "index": 0, "seed": seed,
-              "cell": cell, "status": "running", "epochs": epochs, "epochs_completed": 0,
-              "diverged_at_epoch": None, "final": {}, "best": None, "weights": None,
-              "timing": {"train_seconds": 0.5, "snapshot_seconds": 0.01, "total_seconds": 0.6},
-              "snapshots": {"every": "epoch", "count": 0, "bytes": 0}, "data": {"kind": "linear"},
-              "started_at": now_iso(), "finished_at": None, "pid": 1, "host": "test",
-              "versions": {}, "source": {}, "error": None}
+    record = {
+        "id": None,
+        "experiment": experiment,
+        "batch": batch,
+        "index": 0,
+        "seed": seed,
+        "cell": cell,
+        "status": "running",
+        "epochs": epochs,
+        "epochs_completed": 0,
+        "diverged_at_epoch": None,
+        "final": {},
+        "best": None,
+        "weights": None,
+        "timing": {"train_seconds": 0.5, "snapshot_seconds": 0.01, "total_seconds": 0.6},
+        "snapshots": {"every": "epoch", "count": 0, "bytes": 0},
+        "data": {"kind": "linear"},
+        "started_at": now_iso(),
+        "finished_at": None,
+        "pid": 1,
+        "host": "test",
+        "versions": {},
+        "source": {},
+        "error": None,
+    }
     writer = RunWriter(store, record, config, yamlio.dump(config))
     rng = np.random.default_rng(seed)
     shapes = {"dense_1/kernel": (2, 3), "out/kernel": (3, 1)}
@@ -96,14 +147,21 @@ def write_run(store, *, experiment: str = "exp", batch: str = "b1", seed: int = 
     last = epochs if diverged_at is None else diverged_at
     for epoch in range(last + 1):
         if epoch:
-            arrays = {k: (a + rng.normal(scale=0.1, size=a.shape)).astype(np.float32)
-                      for k, a in arrays.items()}
+            arrays = {
+                k: (a + rng.normal(scale=0.1, size=a.shape)).astype(np.float32)
+                for k, a in arrays.items()
+            }
         row = {"epoch": epoch}
         if epoch:
-            row.update(loss=losses[epoch - 1], mae=losses[epoch - 1] ** 0.5,
-                       val_loss=losses[epoch - 1] * 1.1)
-        row["weights"] = {k: stats.variable_stats(a, initial[k], None if previous is None
-                                                  else previous[k]) for k, a in arrays.items()}
+            row.update(
+                loss=losses[epoch - 1],
+                mae=losses[epoch - 1] ** 0.5,
+                val_loss=losses[epoch - 1] * 1.1,
+            )
+        row["weights"] = {
+            k: stats.variable_stats(a, initial[k], None if previous is None else previous[k])
+            for k, a in arrays.items()
+        }
         writer.append_history(row)
         if diverged_at is None or epoch < diverged_at:
             writer.write_snapshot(snapshot_name(epoch), arrays)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import CONFIGS, REPO, write_run
+
 from weightlab import compare, render
 from weightlab.cli import cli
 
@@ -53,7 +53,9 @@ def test_validate_error_exit_2(write_config):
 
 
 def test_run_with_bad_config_exits_2_and_writes_nothing(write_config, store_dir):
-    path = write_config("model:\n  layers: [{units: 1}]\ntrain: {optimizer: {name: sgd}, epoch: 3}\n")
+    path = write_config(
+        "model:\n  layers: [{units: 1}]\ntrain: {optimizer: {name: sgd}, epoch: 3}\n"
+    )
     result = invoke("run", str(path))
     assert result.exit_code == 2
     assert "train.epoch: unknown key; did you mean 'epochs'?" in result.output
@@ -63,8 +65,10 @@ def test_run_with_bad_config_exits_2_and_writes_nothing(write_config, store_dir)
 def test_run_with_bad_override_exits_2(store_dir):
     result = invoke("run", str(CONFIGS / "bias-vs-no-bias.yaml"), "train.epochs=many")
     assert result.exit_code == 2
-    assert ("override 'train.epochs=many': train.epochs: expected an integer in [1, 100000]; "
-            "got a string, 'many'") in result.output
+    assert (
+        "override 'train.epochs=many': train.epochs: expected an integer in [1, 100000]; "
+        "got a string, 'many'"
+    ) in result.output
     assert not store_dir.exists()
 
 
@@ -118,8 +122,13 @@ def test_show_table_and_json(store):
 def test_compare_default_is_latest_batch(store):
     write_run(store, batch="old", experiment="x")
     t = write_run(store, batch="new", cell={"model.use_bias": True}, losses=[1.0, 0.1, 0.01])
-    f = write_run(store, batch="new", cell={"model.use_bias": False}, use_bias=False,
-                  losses=[30.0, 26.0, 25.0])
+    f = write_run(
+        store,
+        batch="new",
+        cell={"model.use_bias": False},
+        use_bias=False,
+        losses=[30.0, 26.0, 25.0],
+    )
     result = invoke("compare")
     assert result.exit_code == 0
     assert t["id"][-4:] in result.output and f["id"][-4:] in result.output
@@ -132,8 +141,14 @@ def test_compare_default_is_latest_batch(store):
 
 def test_compare_reports_divergence(store):
     write_run(store, batch="b", cell={"model.kernel_initializer": "zeros"})
-    write_run(store, batch="b", cell={"model.kernel_initializer": "huge"}, status="diverged",
-              diverged_at=2, losses=[10.0, float("nan"), float("nan")])
+    write_run(
+        store,
+        batch="b",
+        cell={"model.kernel_initializer": "huge"},
+        status="diverged",
+        diverged_at=2,
+        losses=[10.0, float("nan"), float("nan")],
+    )
     data = json.loads(invoke("compare", "--format", "json").output)
     diverged = [r for r in data["runs"] if r["status"] == "diverged"][0]
     assert diverged["diverged_at_epoch"] == 2 and diverged["loss"] == "NaN"
@@ -146,18 +161,42 @@ def test_compare_golden():
     from rich.console import Console
 
     records = [
-        {"id": "261129-100000-aaaa", "experiment": "e", "status": "completed", "epochs": 50,
-         "epochs_completed": 50, "final": {"loss": 0.012345, "val_loss": 0.013, "mae": 0.0876},
-         "best": {"loss": 0.0121, "epoch": 48}, "diverged_at_epoch": None,
-         "weights": {"kernel_norm": 3.0, "kernel_norm_initial": 2.5, "bias_norm": 2.85,
-                     "bias_norm_initial": 0.0, "dist_init": 2.0},
-         "config": {"model.use_bias": True, "train.epochs": 50}},
-        {"id": "261129-100001-bbbb", "experiment": "e", "status": "completed", "epochs": 50,
-         "epochs_completed": 50, "final": {"loss": 1.83, "val_loss": 1.72, "mae": 1.07},
-         "best": {"loss": 1.83, "epoch": 50}, "diverged_at_epoch": None,
-         "weights": {"kernel_norm": 7.5, "kernel_norm_initial": 2.5, "bias_norm": None,
-                     "bias_norm_initial": None, "dist_init": 5.0},
-         "config": {"model.use_bias": False, "train.epochs": 50}},
+        {
+            "id": "261129-100000-aaaa",
+            "experiment": "e",
+            "status": "completed",
+            "epochs": 50,
+            "epochs_completed": 50,
+            "final": {"loss": 0.012345, "val_loss": 0.013, "mae": 0.0876},
+            "best": {"loss": 0.0121, "epoch": 48},
+            "diverged_at_epoch": None,
+            "weights": {
+                "kernel_norm": 3.0,
+                "kernel_norm_initial": 2.5,
+                "bias_norm": 2.85,
+                "bias_norm_initial": 0.0,
+                "dist_init": 2.0,
+            },
+            "config": {"model.use_bias": True, "train.epochs": 50},
+        },
+        {
+            "id": "261129-100001-bbbb",
+            "experiment": "e",
+            "status": "completed",
+            "epochs": 50,
+            "epochs_completed": 50,
+            "final": {"loss": 1.83, "val_loss": 1.72, "mae": 1.07},
+            "best": {"loss": 1.83, "epoch": 50},
+            "diverged_at_epoch": None,
+            "weights": {
+                "kernel_norm": 7.5,
+                "kernel_norm_initial": 2.5,
+                "bias_norm": None,
+                "bias_norm_initial": None,
+                "dist_init": 5.0,
+            },
+            "config": {"model.use_bias": False, "train.epochs": 50},
+        },
     ]
     console = Console(width=80, record=True, color_system=None)
     console.print(render.comparison(compare.side_by_side(records), title="e: 2 runs"))
@@ -196,44 +235,73 @@ def no_tensorflow(tmp_path) -> dict[str, str]:
     for name in ("tensorflow", "keras"):
         (fake / name).mkdir(parents=True)
         (fake / name / "__init__.py").write_text(
-            f"raise ImportError('{name} must not be imported by this command')\n")
+            f"raise ImportError('{name} must not be imported by this command')\n"
+        )
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(fake), str(REPO)])
     return env
 
 
-@pytest.mark.parametrize("args", [
-    ["--help"], ["ls"], ["ls", "--format", "json"], ["show", "latest"], ["compare"],
-    ["compare", "--format", "json"], ["reindex"],
-    ["validate", str(CONFIGS / "bias-vs-no-bias.yaml")],
-    ["validate", str(CONFIGS / "initializers.yaml")],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["ls"],
+        ["ls", "--format", "json"],
+        ["show", "latest"],
+        ["compare"],
+        ["compare", "--format", "json"],
+        ["reindex"],
+        ["validate", str(CONFIGS / "bias-vs-no-bias.yaml")],
+        ["validate", str(CONFIGS / "initializers.yaml")],
+    ],
+)
 def test_read_commands_never_import_tensorflow(args, no_tensorflow, store):
     write_run(store, batch="b", cell={"model.use_bias": True})
     write_run(store, batch="b", cell={"model.use_bias": False}, use_bias=False)
-    proc = subprocess.run([sys.executable, "-m", "weightlab", *args], env=no_tensorflow,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "weightlab", *args],
+        env=no_tensorflow,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "must not be imported" not in proc.stderr
 
 
 def test_fake_tensorflow_really_blocks(no_tensorflow):
-    proc = subprocess.run([sys.executable, "-c", "import weightlab.training"], env=no_tensorflow,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import weightlab.training"],
+        env=no_tensorflow,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode != 0 and "must not be imported" in proc.stderr
 
 
 def test_run_config_error_does_not_import_tensorflow(no_tensorflow, write_config):
     path = write_config("model: {layers: [{units: 0}]}\n")
-    proc = subprocess.run([sys.executable, "-m", "weightlab", "run", str(path)],
-                          env=no_tensorflow, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "weightlab", "run", str(path)],
+        env=no_tensorflow,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "model.layers.0.units: expected an integer >= 1; got 0" in proc.stderr
 
 
 def test_module_entry_point(no_tensorflow):
-    proc = subprocess.run([sys.executable, "-m", "weightlab", "--version"], env=no_tensorflow,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "weightlab", "--version"],
+        env=no_tensorflow,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and "weightlab, version" in proc.stdout
 
 

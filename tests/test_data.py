@@ -25,8 +25,10 @@ from weightlab.errors import DataError
 
 
 def _config_text(data: str, seed: str) -> str:
-    return f"{seed}\ndata:\n{textwrap.indent(textwrap.dedent(data).strip(), '  ')}\n" \
-           "model:\n  layers: [1]\n"
+    return (
+        f"{seed}\ndata:\n{textwrap.indent(textwrap.dedent(data).strip(), '  ')}\n"
+        "model:\n  layers: [1]\n"
+    )
 
 
 @pytest.fixture
@@ -149,14 +151,17 @@ def test_xor_labels_follow_the_quadrant(dataset):
     assert np.array_equal(y, ((x[:, 0] > 0) != (x[:, 1] > 0)).astype(np.int32))
 
 
-@pytest.mark.parametrize(("samples", "split", "n_val"), [
-    (150, 0.2, 30),
-    (10, 0.34, 3),
-    (10, 0.36, 4),
-    (7, 0.5, 4),  # 3.5 rounds to 4 (either rounding rule)
-    (3, 0.1, 0),  # 0.3 rounds to 0: no validation set at all
-    (100, 0.0, 0),
-])
+@pytest.mark.parametrize(
+    ("samples", "split", "n_val"),
+    [
+        (150, 0.2, 30),
+        (10, 0.34, 3),
+        (10, 0.36, 4),
+        (7, 0.5, 4),  # 3.5 rounds to 4 (either rounding rule)
+        (3, 0.1, 0),  # 0.3 rounds to 0: no validation set at all
+        (100, 0.0, 0),
+    ],
+)
 def test_validation_split_rounds_to_the_nearest_row(dataset, samples, split, n_val):
     ds = dataset(f"{{kind: linear, samples: {samples}, validation_split: {split}}}")
     assert len(ds.x_train) == len(ds.y_train) == samples - n_val
@@ -181,13 +186,15 @@ def test_split_is_random_not_the_last_rows(dataset):
 
 def test_split_partitions_the_rows_and_keeps_labels_aligned(dataset):
     iris = sklearn.datasets.load_iris()
-    label_of = {tuple(row): int(t) for row, t in zip(iris.data.astype(np.float32), iris.target,
-                                                        strict=True)}
+    label_of = {
+        tuple(row): int(t) for row, t in zip(iris.data.astype(np.float32), iris.target, strict=True)
+    }
     ds = dataset("{kind: sklearn, name: iris}")
     x, y = everything(ds)
     # Every row once (iris has one duplicated row, hence the multiset comparison).
-    assert np.array_equal(np.sort(x.view("V16").ravel()),
-                          np.sort(iris.data.astype(np.float32).view("V16").ravel()))
+    assert np.array_equal(
+        np.sort(x.view("V16").ravel()), np.sort(iris.data.astype(np.float32).view("V16").ravel())
+    )
     assert [label_of[tuple(row)] for row in x] == y.tolist()
 
 
@@ -231,12 +238,15 @@ def test_data_seed_overrides_the_run_seed(dataset):
 
 
 def test_seeds_give_each_run_its_own_data_unless_data_seed_is_set(runs):
-    loaded = [load(r.config["data"], r.seed)
-              for r in runs("{kind: moons, samples: 60}", "seeds: [3, 4]")]
+    loaded = [
+        load(r.config["data"], r.seed) for r in runs("{kind: moons, samples: 60}", "seeds: [3, 4]")
+    ]
     assert [d.info["seed"] for d in loaded] == [3, 4]
     assert not np.array_equal(loaded[0].x_train, loaded[1].x_train)
-    fixed = [load(r.config["data"], r.seed)
-             for r in runs("{kind: moons, samples: 60, seed: 9}", "seeds: [3, 4]")]
+    fixed = [
+        load(r.config["data"], r.seed)
+        for r in runs("{kind: moons, samples: 60, seed: 9}", "seeds: [3, 4]")
+    ]
     assert [d.info["seed"] for d in fixed] == [9, 9]
     assert np.array_equal(fixed[0].x_train, fixed[1].x_train)
 
@@ -288,8 +298,9 @@ def test_linear_targets_follow_the_true_weights(dataset):
 
 
 def test_linear_with_explicit_weights_and_no_noise(dataset):
-    ds = dataset("{kind: linear, samples: 100, features: 2, weights: [2, -3], offset: -1.5, "
-                 "noise: 0.0}")
+    ds = dataset(
+        "{kind: linear, samples: 100, features: 2, weights: [2, -3], offset: -1.5, noise: 0.0}"
+    )
     assert ds.info["w_true"] == [2.0, -3.0] and ds.info["b_true"] == -1.5
     x, y = everything(ds)
     np.testing.assert_allclose(y[:, 0], x @ np.array([2.0, -3.0]) - 1.5, atol=1e-5)
@@ -315,8 +326,9 @@ def test_input_offset_shifts_every_input(dataset, kind):
 
 def test_samples_subsets_sklearn_datasets(dataset):
     iris = sklearn.datasets.load_iris()
-    label_of = {tuple(row): int(t) for row, t in zip(iris.data.astype(np.float32), iris.target,
-                                                        strict=True)}
+    label_of = {
+        tuple(row): int(t) for row, t in zip(iris.data.astype(np.float32), iris.target, strict=True)
+    }
     ds = dataset("{kind: sklearn, name: iris, samples: 50}")
     x, y = everything(ds)
     assert len(x) == 50 and ds.info["train_samples"] == 40 and ds.info["val_samples"] == 10
@@ -368,8 +380,10 @@ def test_csv_features_list_selects_and_orders_columns(tmp_path, dataset):
 
 
 def test_csv_float_target_is_regression(tmp_path, dataset):
-    write_csv(tmp_path / "r.csv", "\n".join(["x1,x2,price"] +
-                                            [f"{i},{i * 2},{i * 1.25 + 0.1}" for i in range(20)]))
+    write_csv(
+        tmp_path / "r.csv",
+        "\n".join(["x1,x2,price"] + [f"{i},{i * 2},{i * 1.25 + 0.1}" for i in range(20)]),
+    )
     ds = dataset("{kind: csv, path: r.csv, target: price}")
     x, y = everything(ds)
     assert y.dtype == np.float32 and y.shape == (20, 1)
@@ -406,8 +420,12 @@ def test_npz_default_keys_with_integer_labels(tmp_path, dataset):
 
 
 def test_npz_custom_keys_float_targets_and_1d_inputs(tmp_path, dataset):
-    np.savez(tmp_path / "d.npz", inputs=np.linspace(0, 1, 25), targets=np.linspace(0, 1, 25) * 3,
-             X=np.zeros((2, 2)))
+    np.savez(
+        tmp_path / "d.npz",
+        inputs=np.linspace(0, 1, 25),
+        targets=np.linspace(0, 1, 25) * 3,
+        X=np.zeros((2, 2)),
+    )
     ds = dataset("{kind: npz, path: d.npz, x_key: inputs, y_key: targets}")
     x, y = everything(ds)
     assert x.shape == (25, 1) and x.dtype == np.float32  # 1-D X is one feature
@@ -432,12 +450,15 @@ def _error(dataset, text: str, **kw: Any) -> str:
     return str(info.value)
 
 
-@pytest.mark.parametrize(("cell", "expected"), [
-    ("abc", "expected a number, got 'abc'"),
-    ("", "expected a number, got ''"),
-    ("nan", "expected a finite number, got 'nan'"),
-    ("-inf", "expected a finite number, got '-inf'"),
-])
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("abc", "expected a number, got 'abc'"),
+        ("", "expected a number, got ''"),
+        ("nan", "expected a finite number, got 'nan'"),
+        ("-inf", "expected a finite number, got '-inf'"),
+    ],
+)
 def test_csv_bad_cell_names_file_line_and_column(tmp_path, dataset, cell, expected):
     path = write_csv(tmp_path / "d.csv", f"a,b,y\n1,2,0\n3,{cell},1\n")
     message = _error(dataset, "{kind: csv, path: d.csv, target: y}")
@@ -446,38 +467,50 @@ def test_csv_bad_cell_names_file_line_and_column(tmp_path, dataset, cell, expect
 
 def test_csv_bad_target_cell_names_the_target_column(tmp_path, dataset):
     path = write_csv(tmp_path / "d.csv", "a,y\n1,0\n2,1\n3,one\n")
-    assert _error(dataset, "{kind: csv, path: d.csv, target: y}") == \
-        f"{path}:4: column 'y': expected a number, got 'one'"
+    assert (
+        _error(dataset, "{kind: csv, path: d.csv, target: y}")
+        == f"{path}:4: column 'y': expected a number, got 'one'"
+    )
 
 
 def test_csv_line_numbers_count_blank_lines(tmp_path, dataset):
     path = write_csv(tmp_path / "d.csv", "a,y\n1,0\n\n\n2,x\n")
-    assert _error(dataset, "{kind: csv, path: d.csv, target: y}") == \
-        f"{path}:5: column 'y': expected a number, got 'x'"
+    assert (
+        _error(dataset, "{kind: csv, path: d.csv, target: y}")
+        == f"{path}:5: column 'y': expected a number, got 'x'"
+    )
 
 
 def test_csv_short_row(tmp_path, dataset):
     path = write_csv(tmp_path / "d.csv", "a,b,y\n1,2,0\n3,4\n")
-    assert _error(dataset, "{kind: csv, path: d.csv, target: y}") == \
-        f"{path}:3: expected 3 values, got 2"
+    assert (
+        _error(dataset, "{kind: csv, path: d.csv, target: y}")
+        == f"{path}:3: expected 3 values, got 2"
+    )
 
 
 def test_csv_long_row(tmp_path, dataset):
     path = write_csv(tmp_path / "d.csv", "a,y\n1,0\n2,1,7\n")
-    assert _error(dataset, "{kind: csv, path: d.csv, target: y}") == \
-        f"{path}:3: expected 2 values, got 3"
+    assert (
+        _error(dataset, "{kind: csv, path: d.csv, target: y}")
+        == f"{path}:3: expected 2 values, got 3"
+    )
 
 
 def test_csv_with_only_a_header(tmp_path, dataset):
     path = write_csv(tmp_path / "d.csv", "a,b,y\n")
-    assert _error(dataset, "{kind: csv, path: d.csv, target: y}") == \
-        f"{path}: no data rows after the header"
+    assert (
+        _error(dataset, "{kind: csv, path: d.csv, target: y}")
+        == f"{path}: no data rows after the header"
+    )
 
 
 def test_csv_with_only_the_target_column(tmp_path, dataset):
     path = write_csv(tmp_path / "d.csv", "y\n1\n2\n")
-    assert _error(dataset, "{kind: csv, path: d.csv, target: y}") == \
-        f"{path}: no feature columns: the header holds only the target 'y'"
+    assert (
+        _error(dataset, "{kind: csv, path: d.csv, target: y}")
+        == f"{path}: no feature columns: the header holds only the target 'y'"
+    )
 
 
 def test_csv_emptied_after_validation(tmp_path, section):
@@ -497,11 +530,15 @@ def test_npz_non_numeric_arrays(tmp_path, dataset):
     path = (tmp_path / "d.npz").resolve()
     np.savez(path, X=np.array([["a", "b"], ["c", "d"]]), y=np.array([0, 1]))
     dtype = np.array([["a"]]).dtype
-    assert _error(dataset, "{kind: npz, path: d.npz}") == \
-        f"{path}: array 'X' must be numeric; got dtype {dtype}"
+    assert (
+        _error(dataset, "{kind: npz, path: d.npz}")
+        == f"{path}: array 'X' must be numeric; got dtype {dtype}"
+    )
     np.savez(path, X=np.zeros((2, 2)), labels=np.array([True, False]))
-    assert _error(dataset, "{kind: npz, path: d.npz, y_key: labels}") == \
-        f"{path}: array 'labels' must be numeric; got dtype bool"
+    assert (
+        _error(dataset, "{kind: npz, path: d.npz, y_key: labels}")
+        == f"{path}: array 'labels' must be numeric; got dtype bool"
+    )
 
 
 def test_npz_object_arrays_are_refused(tmp_path, dataset):
@@ -515,27 +552,38 @@ def test_npz_object_arrays_are_refused(tmp_path, dataset):
 def test_npz_non_finite_values(tmp_path, dataset):
     path = (tmp_path / "d.npz").resolve()
     np.savez(path, X=np.array([[1.0], [np.nan], [np.inf]]), y=np.array([0, 1, 0]))
-    assert _error(dataset, "{kind: npz, path: d.npz}") == \
-        f"{path}: array 'X' holds 2 NaN or infinite value(s)"
+    assert (
+        _error(dataset, "{kind: npz, path: d.npz}")
+        == f"{path}: array 'X' holds 2 NaN or infinite value(s)"
+    )
 
 
 def test_npz_mismatched_lengths_and_shapes(tmp_path, dataset):
     path = (tmp_path / "d.npz").resolve()
     np.savez(path, X=np.zeros((5, 2)), y=np.zeros(4))
-    assert _error(dataset, "{kind: npz, path: d.npz}") == \
-        f"{path}: array 'X' has 5 rows but 'y' has 4"
+    assert (
+        _error(dataset, "{kind: npz, path: d.npz}") == f"{path}: array 'X' has 5 rows but 'y' has 4"
+    )
     np.savez(path, X=np.zeros((4, 2, 2)), y=np.zeros(4))
     assert _error(dataset, "{kind: npz, path: d.npz}") == (
         f"{path}: array 'X' must be 1-D or 2-D (samples, features) and 'y' 1-D or 2-D "
-        "(samples, outputs); got shapes (4, 2, 2) and (4,)")
+        "(samples, outputs); got shapes (4, 2, 2) and (4,)"
+    )
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("{kind: linear, samples: 3, validation_split: 0.9}",
-     "data: validation_split 0.9 leaves no training rows out of 3"),
-    ("{kind: sklearn, name: iris, samples: 1, validation_split: 0.6}",
-     "data: validation_split 0.6 leaves no training rows out of 1"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "{kind: linear, samples: 3, validation_split: 0.9}",
+            "data: validation_split 0.9 leaves no training rows out of 3",
+        ),
+        (
+            "{kind: sklearn, name: iris, samples: 1, validation_split: 0.6}",
+            "data: validation_split 0.6 leaves no training rows out of 1",
+        ),
+    ],
+)
 def test_validation_split_leaving_no_training_rows(dataset, text, expected):
     assert _error(dataset, text) == expected
 
@@ -551,15 +599,21 @@ def test_loading_data_never_imports_tensorflow(tmp_path):
         init.write_text(f"raise ImportError('{name} imported')\n")
     cfg = tmp_path / "exp.yaml"
     # A generated kind: scikit-learn alone takes over a second to import in a fresh process.
-    cfg.write_text(_config_text("{kind: linear, samples: 150, features: 4, standardize: true}",
-                                "seed: 1"))
-    code = ("import sys; from weightlab.config import load_experiment;"
-            "from weightlab.data import load;"
-            f"r = load_experiment({str(cfg)!r}).runs[0]; d = load(r.config['data'], r.seed);"
-            "assert d.x_train.shape == (120, 4);"
-            "assert not {'tensorflow', 'keras'} & set(sys.modules), sorted(sys.modules)")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"),
-                                                         os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=60)
+    cfg.write_text(
+        _config_text("{kind: linear, samples: 150, features: 4, standardize: true}", "seed: 1")
+    )
+    code = (
+        "import sys; from weightlab.config import load_experiment;"
+        "from weightlab.data import load;"
+        f"r = load_experiment({str(cfg)!r}).runs[0]; d = load(r.config['data'], r.seed);"
+        "assert d.x_train.shape == (120, 4);"
+        "assert not {'tensorflow', 'keras'} & set(sys.modules), sorted(sys.modules)"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr

@@ -8,8 +8,8 @@ import sqlite3
 
 import numpy as np
 import pytest
-
 from conftest import write_run
+
 from weightlab import jsonio
 from weightlab.errors import RunNotFound
 from weightlab.store import Store, new_id, resolve_root
@@ -34,24 +34,44 @@ def test_ids_are_short_sortable_and_unique():
 def test_run_directory_layout(store):
     rec = write_run(store, epochs=2)
     d = store.run_dir(rec["id"])
-    assert sorted(p.name for p in d.iterdir()) == ["config.yaml", "history.jsonl", "run.json",
-                                                   "snapshots"]
+    assert sorted(p.name for p in d.iterdir()) == [
+        "config.yaml",
+        "history.jsonl",
+        "run.json",
+        "snapshots",
+    ]
     assert sorted(p.name for p in (d / "snapshots").iterdir()) == [
-        "epoch-0000.npz", "epoch-0001.npz", "epoch-0002.npz"]
+        "epoch-0000.npz",
+        "epoch-0001.npz",
+        "epoch-0002.npz",
+    ]
     with np.load(d / "snapshots" / "epoch-0001.npz", allow_pickle=False) as npz:
         assert sorted(npz.files) == ["dense_1/bias", "dense_1/kernel", "out/bias", "out/kernel"]
     assert not list(d.glob("**/*.tmp")), "atomic writes leave no temporary files"
     run_json = json.loads((d / "run.json").read_text())
-    for key in ("id", "experiment", "batch", "seed", "status", "epochs_completed",
-                "diverged_at_epoch", "final", "timing", "started_at", "finished_at", "pid",
-                "versions"):
+    for key in (
+        "id",
+        "experiment",
+        "batch",
+        "seed",
+        "status",
+        "epochs_completed",
+        "diverged_at_epoch",
+        "final",
+        "timing",
+        "started_at",
+        "finished_at",
+        "pid",
+        "versions",
+    ):
         assert key in run_json
     assert (store.root / "index.sqlite").exists()
 
 
 def test_history_with_nan_is_strict_json(store):
-    rec = write_run(store, epochs=3, losses=[1.0, float("inf"), float("nan")], status="diverged",
-                    diverged_at=2)
+    rec = write_run(
+        store, epochs=3, losses=[1.0, float("inf"), float("nan")], status="diverged", diverged_at=2
+    )
     text = (store.run_dir(rec["id"]) / "history.jsonl").read_text()
 
     def reject(token):

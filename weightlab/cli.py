@@ -31,7 +31,7 @@ class _Failure(click.ClickException):
 
     def __init__(self, error: WeightlabError):
         super().__init__(str(error))
-        self.exit_code = error.exit_code
+        self.exit_code = error.exit_code  # type: ignore[misc]
 
 
 class _Group(click.Group):
@@ -46,14 +46,20 @@ class _Group(click.Group):
 
 
 def store_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--store", "store_path", type=click.Path(file_okay=False),
-                        envvar=ENV_VAR, show_envvar=True,
-                        help="Run store directory [default: ./weightlab-runs].")(f)
+    return click.option(
+        "--store",
+        "store_path",
+        type=click.Path(file_okay=False),
+        envvar=ENV_VAR,
+        show_envvar=True,
+        help="Run store directory [default: ./weightlab-runs].",
+    )(f)
 
 
 def format_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--format", "fmt", type=FORMATS, default="table", show_default=True,
-                        help="Output format.")(f)
+    return click.option(
+        "--format", "fmt", type=FORMATS, default="table", show_default=True, help="Output format."
+    )(f)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,8 +74,9 @@ def cli() -> None:
 @store_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @format_option
-def run(config: str, overrides: tuple[str, ...], store_path: str | None, quiet: bool,
-        fmt: str) -> None:
+def run(
+    config: str, overrides: tuple[str, ...], store_path: str | None, quiet: bool, fmt: str
+) -> None:
     """Train every run of CONFIG (matrix × seeds) and snapshot its weights.
 
     KEY=VALUE pairs override the config, e.g. train.epochs=5 model.use_bias=false.
@@ -97,8 +104,12 @@ def run(config: str, overrides: tuple[str, ...], store_path: str | None, quiet: 
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
-@click.option("--keras", "with_keras", is_flag=True,
-              help="Also resolve every Keras name (imports TensorFlow, a few seconds).")
+@click.option(
+    "--keras",
+    "with_keras",
+    is_flag=True,
+    help="Also resolve every Keras name (imports TensorFlow, a few seconds).",
+)
 def validate(config: str, overrides: tuple[str, ...], with_keras: bool) -> None:
     """Check CONFIG without training: structure, types, ranges, files (and Keras names)."""
     experiment = load_experiment(config, overrides)
@@ -126,8 +137,13 @@ def ls_(selectors: tuple[str, ...], store_path: str | None, fmt: str) -> None:
 
 @cli.command()
 @click.argument("run_selector", metavar="RUN")
-@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Show every k-th epoch (the last is always shown).")
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Show every k-th epoch (the last is always shown).",
+)
 @store_option
 @format_option
 def show(run_selector: str, every: int, store_path: str | None, fmt: str) -> None:
@@ -167,8 +183,10 @@ def reindex(store_path: str | None) -> None:
     store = Store.open(store_path)
     start = time.perf_counter()
     n = store.reindex()
-    _out().print(f"indexed {n} run{'s' if n != 1 else ''} in {store.root} "
-                 f"({time.perf_counter() - start:.2f} s)")
+    _out().print(
+        f"indexed {n} run{'s' if n != 1 else ''} in {store.root} "
+        f"({time.perf_counter() - start:.2f} s)"
+    )
 
 
 def main() -> None:

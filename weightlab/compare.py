@@ -26,7 +26,7 @@ _LAYER_KEY = re.compile(r"^model\.layers\.\d+\.(use_bias|kernel_initializer|bias
 def _inherited(key: str, configs: list[dict[str, Any]]) -> bool:
     """A layer setting that only mirrors the model-level default (shown once, as model.X)."""
     m = _LAYER_KEY.match(key)
-    return bool(m) and all(c.get(key) == c.get(f"model.{m.group(1)}") for c in configs)
+    return m is not None and all(c.get(key) == c.get(f"model.{m.group(1)}") for c in configs)
 
 
 def settings(record: dict[str, Any], keys: list[str]) -> dict[str, str]:
@@ -81,26 +81,31 @@ def side_by_side(records: list[dict[str, Any]], *, all_keys: bool = False) -> di
     return {"keys": keys, "runs": rows, "findings": findings(rows)}
 
 
+def _label(row: dict[str, Any]) -> str:
+    """``use_bias=false`` from a row's differing settings, or its id when nothing differs."""
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in row["settings"].items()) or row["id"]
+
+
 def findings(rows: list[dict[str, Any]]) -> list[str]:
-    """Plain-words observations: which runs diverged, which fit and which did not."""
+    """Plain-words observations: which runs diverged or failed, and how far apart the losses are."""
     out = []
     for row in rows:
-        label = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in row["settings"].items()) \
-            or row["id"]
         if row["status"] == "diverged":
-            out.append(f"{label}: blew up (non-finite loss or weights) at epoch "
-                       f"{row['diverged_at_epoch']}")
+            out.append(
+                f"{_label(row)}: blew up (non-finite loss or weights) at epoch "
+                f"{row['diverged_at_epoch']}"
+            )
         elif row["status"] == "failed":
-            out.append(f"{label}: failed: {row['error']}")
+            out.append(f"{_label(row)}: failed: {row['error']}")
     finite = [r for r in rows if r["status"] == "completed" and _finite(r["loss"])]
     if len(finite) >= 2:
         best = min(finite, key=lambda r: r["loss"])
         worst = max(finite, key=lambda r: r["loss"])
         if best["loss"] > 0 and worst["loss"] / best["loss"] >= 10:
-            name = lambda r: ", ".join(f"{k.rsplit('.', 1)[-1]}={v}"  # noqa: E731
-                                       for k, v in r["settings"].items()) or r["id"]
-            out.append(f"{name(worst)} ends with {worst['loss'] / best['loss']:.3g}× the loss of "
-                       f"{name(best)} ({worst['loss']:.4g} vs {best['loss']:.4g})")
+            out.append(
+                f"{_label(worst)} ends with {worst['loss'] / best['loss']:.3g}× the loss of "
+                f"{_label(best)} ({worst['loss']:.4g} vs {best['loss']:.4g})"
+            )
     return out
 
 
@@ -124,11 +129,13 @@ def show(record: dict[str, Any], history: list[dict[str, Any]], every: int = 1) 
         w = row.get("weights", {})
         total = norms(w)
         deltas = [s["delta"] for s in w.values() if s.get("delta") is not None]
-        rows.append({
-            "epoch": row["epoch"],
-            "metrics": {k: row.get(k) for k in metric_keys},
-            "norms": {k: s["l2"] for k, s in w.items()},
-            "dist_init": total["dist_init"],
-            "delta": math.sqrt(sum(d * d for d in deltas)) if deltas else None,
-        })
+        rows.append(
+            {
+                "epoch": row["epoch"],
+                "metrics": {k: row.get(k) for k in metric_keys},
+                "norms": {k: s["l2"] for k, s in w.items()},
+                "dist_init": total["dist_init"],
+                "delta": math.sqrt(sum(d * d for d in deltas)) if deltas else None,
+            }
+        )
     return {"run": record, "variables": variables, "metrics": metric_keys, "epochs": rows}

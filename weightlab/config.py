@@ -46,10 +46,19 @@ def did_you_mean(word: str, candidates: Sequence[str]) -> str:
 
 
 def _got(value: Any) -> str:
-    kind = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "a list", dict: "a mapping", type(None): "null"}.get(type(value), type(value).__name__)
+    kind = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
     if isinstance(value, dict | list):
-        return f"got {kind}"
+        return f"got {kind}" if value else f"got an empty {kind.split()[-1]}"
+    if value is None:
+        return "got null"
     hint = ""
     if isinstance(value, str) and value.lower() in yamlio.YAML11_BOOLEANS:
         hint = " (YAML 1.1 would read it as a boolean; weightlab reads only true/false as booleans)"
@@ -70,15 +79,22 @@ def integer(lo: int | None = None, hi: int | None = None) -> Callable[[Any], int
     return check
 
 
-def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-           hi_open: bool = False) -> Callable[[Any], float]:
+def number(
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> Callable[[Any], float]:
     def check(v: Any) -> float:
         rng = _range(lo, hi, lo_open, hi_open)
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise Invalid(f"expected a number{rng}; {_got(v)}")
         v = float(v)
-        if math.isnan(v) or (lo is not None and (v < lo or (lo_open and v == lo))) or (
-            hi is not None and (v > hi or (hi_open and v == hi))
+        if (
+            math.isnan(v)
+            or (lo is not None and (v < lo or (lo_open and v == lo)))
+            or (hi is not None and (v > hi or (hi_open and v == hi)))
         ):
             raise Invalid(f"expected a number{rng}; got {v:g}")
         return v
@@ -161,31 +177,52 @@ def keras_ref(kind: str) -> Callable[[Any], Any]:
             if "class_name" in keys:
                 extra = keys - {"class_name", "config", "module", "registered_name"}
                 if extra:
-                    raise Invalid(f"a {{class_name, config}} {kind} takes its arguments under "
-                                  f"'config'; unexpected key(s): {', '.join(sorted(extra))}")
+                    raise Invalid(
+                        f"a {{class_name, config}} {kind} takes its arguments under "
+                        f"'config'; unexpected key(s): {', '.join(sorted(extra))}"
+                    )
                 if not isinstance(v.get("config", {}), dict):
-                    raise Invalid(f"'config' of a {kind} must be a mapping")
-                string(v["class_name"])
+                    raise Invalid(f"'config' of {_a(kind)} must be a mapping; {_got(v['config'])}")
+                _sub_string(v, "class_name", kind)
                 return v
             if "name" in keys:
-                string(v["name"])
+                _sub_string(v, "name", kind)
                 return v
-            raise Invalid(f"a {kind} given as a mapping needs 'name' (and its keyword arguments), "
-                          "or 'class_name' and 'config'")
-        raise Invalid(f"expected a Keras {kind}: a name such as "
-                      f"{_EXAMPLES[kind]!r}, or a mapping; {_got(v)}")
+            raise Invalid(
+                f"{_a(kind)} given as a mapping needs 'name' (and its keyword "
+                "arguments), or 'class_name' and 'config'"
+            )
+        raise Invalid(
+            f"expected a Keras {kind}: a name such as {_EXAMPLES[kind]!r}, or a mapping; {_got(v)}"
+        )
 
     check.keras_kind = kind  # type: ignore[attr-defined]
     return check
 
 
-_EXAMPLES = {"initializer": "glorot_uniform", "optimizer": "sgd", "loss": "mse",
-             "metric": "mae", "activation": "relu"}
+def _a(kind: str) -> str:
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def _sub_string(v: dict[str, Any], key: str, kind: str) -> None:
+    try:
+        string(v[key])
+    except Invalid as e:
+        raise Invalid(f"'{key}' of {_a(kind)}: {e}") from None
+
+
+_EXAMPLES = {
+    "initializer": "glorot_uniform",
+    "optimizer": "sgd",
+    "loss": "mse",
+    "metric": "mae",
+    "activation": "relu",
+}
 
 
 def snapshot_every(v: Any) -> str | int:
     if v in ("epoch", "never"):
-        return v  # type: ignore[no-any-return]
+        return str(v)
     if isinstance(v, int) and not isinstance(v, bool) and v >= 1:
         return v
     raise Invalid(f"expected 'epoch', 'never' or a number of batches >= 1; {_got(v)}")
@@ -208,8 +245,11 @@ _SUBSET = {"samples": F(optional(integer(1)), None, "use a random subset of this
 
 DATA_COMMON = {
     "kind": F(choice(*DATA_KINDS), "linear", " | ".join(DATA_KINDS)),
-    "validation_split": F(number(0, 1, hi_open=True), 0.2,
-                          "fraction held out for validation (shuffled with the data seed)"),
+    "validation_split": F(
+        number(0, 1, hi_open=True),
+        0.2,
+        "fraction held out for validation (shuffled with the data seed)",
+    ),
     "standardize": F(boolean, False, "scale features to mean 0, std 1 (training-split statistics)"),
     "seed": F(optional(integer(0)), None, "seed of the data itself; null = the run's seed"),
 }
@@ -219,8 +259,11 @@ DATA_KIND_FIELDS: dict[str, dict[str, F]] = {
         "features": F(integer(1), 1, "number of input features"),
         "offset": F(number(), 0.0, "y = x·w_true + offset + noise"),
         "noise": F(number(0), 0.1, "std of the Gaussian noise added to y"),
-        "weights": F(optional(list_of(number(), 1)), None,
-                     "w_true; null = drawn from N(0, 1) with the data seed"),
+        "weights": F(
+            optional(list_of(number(), 1)),
+            None,
+            "w_true; null = drawn from N(0, 1) with the data seed",
+        ),
         "input_offset": F(number(), 0.0, "added to every feature (moves x away from the origin)"),
     },
     "blobs": {
@@ -228,25 +271,52 @@ DATA_KIND_FIELDS: dict[str, dict[str, F]] = {
         "features": F(integer(1), 2, "number of input features"),
         "centers": F(integer(2), 2, "number of classes (one Gaussian blob each)"),
         "cluster_std": F(number(0, lo_open=True), 1.0, "std of each blob"),
-        "center_box": F(list_of(number(), 2), [-10.0, 10.0], "range the blob centres are drawn from"),
+        "center_box": F(
+            list_of(number(), 2), [-10.0, 10.0], "range the blob centres are drawn from"
+        ),
     },
-    "xor": {**_GENERATED, "noise": F(number(0), 0.1, "std of the jitter added to the inputs"),
-            "input_offset": F(number(), 0.0, "added to every feature")},
-    "moons": {**_GENERATED, "noise": F(number(0), 0.1, "std of the Gaussian noise"),
-              "input_offset": F(number(), 0.0, "added to every feature")},
-    "circles": {**_GENERATED, "noise": F(number(0), 0.05, "std of the Gaussian noise"),
-                "factor": F(number(0, 1, lo_open=True, hi_open=True), 0.5,
-                            "inner circle radius / outer circle radius"),
-                "input_offset": F(number(), 0.0, "added to every feature")},
-    "sklearn": {**_SUBSET, "name": F(choice(*SKLEARN_DATASETS), REQUIRED,
-                                     "a dataset bundled with scikit-learn (never downloaded)")},
-    "csv": {**_SUBSET, "path": F(string, REQUIRED, "CSV file with a header row"),
-            "target": F(string, REQUIRED, "name of the target column"),
-            "features": F(optional(list_of(string, 1)), None,
-                          "feature columns; null = every other column")},
-    "npz": {**_SUBSET, "path": F(string, REQUIRED, "NumPy .npz file"),
-            "x_key": F(string, "X", "array of inputs, shape (samples, features)"),
-            "y_key": F(string, "y", "array of targets, shape (samples,) or (samples, k)")},
+    "xor": {
+        **_GENERATED,
+        "noise": F(number(0), 0.1, "std of the jitter added to the inputs"),
+        "input_offset": F(number(), 0.0, "added to every feature"),
+    },
+    "moons": {
+        **_GENERATED,
+        "noise": F(number(0), 0.1, "std of the Gaussian noise"),
+        "input_offset": F(number(), 0.0, "added to every feature"),
+    },
+    "circles": {
+        **_GENERATED,
+        "noise": F(number(0), 0.05, "std of the Gaussian noise"),
+        "factor": F(
+            number(0, 1, lo_open=True, hi_open=True),
+            0.5,
+            "inner circle radius / outer circle radius",
+        ),
+        "input_offset": F(number(), 0.0, "added to every feature"),
+    },
+    "sklearn": {
+        **_SUBSET,
+        "name": F(
+            choice(*SKLEARN_DATASETS),
+            REQUIRED,
+            "a dataset bundled with scikit-learn (never downloaded)",
+        ),
+    },
+    "csv": {
+        **_SUBSET,
+        "path": F(string, REQUIRED, "CSV file with a header row"),
+        "target": F(string, REQUIRED, "name of the target column"),
+        "features": F(
+            optional(list_of(string, 1)), None, "feature columns; null = every other column"
+        ),
+    },
+    "npz": {
+        **_SUBSET,
+        "path": F(string, REQUIRED, "NumPy .npz file"),
+        "x_key": F(string, "X", "array of inputs, shape (samples, features)"),
+        "y_key": F(string, "y", "array of targets, shape (samples,) or (samples, k)"),
+    },
 }
 
 MODEL = {
@@ -260,13 +330,19 @@ LAYER = {
     "activation": F(optional(keras_ref("activation")), None, "any Keras activation; null = linear"),
     "name": F(optional(name), None, "layer name; default dense_1, dense_2, ... by position"),
     "use_bias": F(optional(boolean), None, "default: model.use_bias"),
-    "kernel_initializer": F(optional(keras_ref("initializer")), None,
-                            "default: model.kernel_initializer"),
-    "bias_initializer": F(optional(keras_ref("initializer")), None, "default: model.bias_initializer"),
+    "kernel_initializer": F(
+        optional(keras_ref("initializer")), None, "default: model.kernel_initializer"
+    ),
+    "bias_initializer": F(
+        optional(keras_ref("initializer")), None, "default: model.bias_initializer"
+    ),
 }
 TRAIN = {
-    "optimizer": F(keras_ref("optimizer"), "sgd",
-                   "a name, or {name: sgd, learning_rate: 0.01, momentum: 0.9, ...}"),
+    "optimizer": F(
+        keras_ref("optimizer"),
+        "sgd",
+        "a name, or {name: sgd, learning_rate: 0.01, momentum: 0.9, ...}",
+    ),
     "loss": F(keras_ref("loss"), "mse", "any Keras loss"),
     "metrics": F(list_of(keras_ref("metric")), [], "Keras metrics, e.g. [mae] or [accuracy]"),
     "epochs": F(integer(1, 100_000), 10, "number of epochs"),
@@ -274,8 +350,9 @@ TRAIN = {
     "shuffle": F(boolean, True, "shuffle the training samples every epoch"),
 }
 SNAPSHOTS = {
-    "every": F(snapshot_every, "epoch",
-               "epoch | N (also every N batches) | never (statistics only)"),
+    "every": F(
+        snapshot_every, "epoch", "epoch | N (also every N batches) | never (statistics only)"
+    ),
 }
 SECTIONS = {"data": None, "model": MODEL, "train": TRAIN, "snapshots": SNAPSHOTS}
 TOP = {
@@ -332,15 +409,24 @@ class _Collector:
     def add(self, path: Path, message: str) -> None:
         self.problems.append(Problem(self.locate(path), dotted(path), message))
 
-    def fields(self, raw: Any, spec: dict[str, F], path: Path, *, known: Sequence[str] = (),
-               elsewhere: dict[str, str] | None = None) -> dict[str, Any]:
+    def fields(
+        self,
+        raw: Any,
+        spec: dict[str, F],
+        path: Path,
+        *,
+        known: Sequence[str] = (),
+        elsewhere: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """Check a mapping against ``spec``; return it with defaults filled in."""
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
             self.add(path, f"expected a mapping; {_got(raw)}")
-            return {k: (None if f.default is REQUIRED else copy.deepcopy(f.default))
-                    for k, f in spec.items()}
+            return {
+                k: (None if f.default is REQUIRED else copy.deepcopy(f.default))
+                for k, f in spec.items()
+            }
         out: dict[str, Any] = {}
         for key in raw:
             if key in spec or key in known:
@@ -348,8 +434,11 @@ class _Collector:
             if elsewhere and key in elsewhere:
                 self.add((*path, key), elsewhere[key])
             else:
-                self.add((*path, key), f"unknown key{did_you_mean(key, [*spec, *known])}"
-                                       f" (expected one of: {', '.join([*spec, *known])})")
+                self.add(
+                    (*path, key),
+                    f"unknown key{did_you_mean(key, [*spec, *known])}"
+                    f" (expected one of: {', '.join([*spec, *known])})",
+                )
         for key, f in spec.items():
             if key not in raw:
                 if f.default is REQUIRED:
@@ -417,39 +506,71 @@ def parse_override(text: str) -> tuple[Path, Any]:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(Problem(where, key, "expected a dotted key such as train.epochs"))
-    value, _ = yamlio.load(value_text if value_text.strip() else "''", where)
+    try:
+        value, _ = yamlio.load(value_text if value_text.strip() else "''", where)
+    except ConfigError as e:  # an override has no lines: name the override, not "override:1"
+        raise ConfigError([Problem(where, key, p.message) for p in e.problems]) from None
     path: Path = tuple(int(p) if p.isdigit() else p for p in key.split("."))
     return path, value
 
 
 def _set_path(raw: dict[str, Any], path: Path, value: Any, where: str) -> None:
+    """Set ``raw[path] = value``, creating missing mappings and lists on the way."""
     node: Any = raw
-    for i, part in enumerate(path[:-1]):
-        nxt = path[i + 1]
-        if isinstance(node, dict):
-            if not isinstance(node.get(part), dict | list):
-                node[part] = [] if isinstance(nxt, int) else {}
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int):
+    for i, part in enumerate(path):
+        here = path[: i + 1]
+        if isinstance(node, list):
+            if not isinstance(part, int):
+                raise ConfigError(
+                    Problem(
+                        where,
+                        dotted(here),
+                        f"'{part}' is not a list index; "
+                        f"select an item by its position, e.g. "
+                        f"{dotted((*path[:i], 0))}",
+                    )
+                )
             if part >= len(node):
-                raise ConfigError(Problem(where, dotted(path[: i + 1]),
-                                          f"index {part} is out of range (the list has "
-                                          f"{len(node)} item(s))"))
-            node = node[part]
+                raise ConfigError(
+                    Problem(
+                        where,
+                        dotted(here),
+                        f"index {part} is out of range (the list has {len(node)} item(s))",
+                    )
+                )
+            child = node[part]
+            if (
+                here[:2] == ("model", "layers")
+                and len(here) == 3
+                and i + 1 < len(path)
+                and isinstance(child, int)
+                and not isinstance(child, bool)
+            ):
+                child = node[part] = {"units": child}  # `layers: [8, 1]` shorthand
         else:
-            raise ConfigError(Problem(where, dotted(path[: i + 1]), "cannot be indexed"))
-    last = path[-1]
-    if isinstance(node, list):
-        if not isinstance(last, int) or last >= len(node):
-            raise ConfigError(Problem(where, dotted(path), f"index out of range (the list has "
-                                                          f"{len(node)} item(s))"))
-        node[last] = value
-    else:
-        node[last] = value
+            child = node.get(part)
+        if i + 1 == len(path):
+            node[part] = value
+            return
+        if child is None:
+            child = [] if isinstance(path[i + 1], int) else {}
+            node[part] = child
+        elif not isinstance(child, dict | list):
+            raise ConfigError(
+                Problem(
+                    where,
+                    dotted(here),
+                    f"cannot set '{path[i + 1]}' inside it: it is "
+                    f"{_got(child).removeprefix('got ')}; "
+                    f"set the whole value instead",
+                )
+            )
+        node = child
 
 
-def load_experiment(path: str | os.PathLike[str], overrides: Sequence[str] = (), *,
-                    check_files: bool = True) -> Experiment:
+def load_experiment(
+    path: str | os.PathLike[str], overrides: Sequence[str] = (), *, check_files: bool = True
+) -> Experiment:
     """Read, validate and expand a config file.
 
     Args:
@@ -480,6 +601,8 @@ def load_experiment(path: str | os.PathLike[str], overrides: Sequence[str] = (),
     for text_ov in overrides:
         ov_path, value = parse_override(text_ov)
         where = f"override '{text_ov}'"
+        if ov_path[0] == "matrix" and len(ov_path) > 2:
+            ov_path = ("matrix", dotted(ov_path[1:]))  # matrix keys are dotted: one key, not a path
         if ov_path[0] == "seed":
             raw.pop("seeds", None)
         elif ov_path[0] == "seeds":
@@ -487,12 +610,25 @@ def load_experiment(path: str | os.PathLike[str], overrides: Sequence[str] = (),
         _set_path(raw, ov_path, value, where)
         locate = locate.with_layer(ov_path, where)
     default_name = FsPath(src).stem
-    return expand(raw, locate, base_dir=base_dir, default_name=default_name,
-                  overrides=list(overrides), check_files=check_files)
+    return expand(
+        raw,
+        locate,
+        base_dir=base_dir,
+        default_name=default_name,
+        overrides=list(overrides),
+        check_files=check_files,
+    )
 
 
-def expand(raw: dict[str, Any], locate: Locator, *, base_dir: FsPath, default_name: str,
-           overrides: list[str] | None = None, check_files: bool = True) -> Experiment:
+def expand(
+    raw: dict[str, Any],
+    locate: Locator,
+    *,
+    base_dir: FsPath,
+    default_name: str,
+    overrides: list[str] | None = None,
+    check_files: bool = True,
+) -> Experiment:
     """Validate a raw config mapping and expand its matrix × seeds into run specs."""
     col = _Collector(locate)
     top = col.fields({k: raw[k] for k in raw if k not in SECTIONS}, TOP, (), known=list(SECTIONS))
@@ -530,13 +666,17 @@ def expand(raw: dict[str, Any], locate: Locator, *, base_dir: FsPath, default_na
             if p not in problems:
                 problems.append(p)
         for seed in seeds:
-            cfg = {"name": resolved["name"], "seed": seed,
-                   **{k: v for k, v in resolved.items() if k != "name"}}
+            cfg = {
+                "name": resolved["name"],
+                "seed": seed,
+                **{k: v for k, v in resolved.items() if k != "name"},
+            }
             runs.append(RunSpec(len(runs), seed, dict(cell), copy.deepcopy(cfg), cell_locate))
     if problems:
         raise ConfigError(problems)
-    return Experiment(top["name"] or default_name, locate.source, runs, matrix, seeds,
-                      overrides or [])
+    return Experiment(
+        top["name"] or default_name, locate.source, runs, matrix, seeds, overrides or []
+    )
 
 
 def _check_matrix(raw: Any, col: _Collector) -> dict[str, list[Any]]:
@@ -568,15 +708,12 @@ def _check_key_path(key: str) -> str | None:
     head = parts[0]
     if head not in SECTIONS:
         if head in TOP and len(parts) == 1:
-            return None
+            return f"'{head}' is not a matrix axis; a matrix varies keys of {', '.join(SECTIONS)}"
         return f"'{head}' is not a config section{did_you_mean(head, TOP_KEYS)}"
     if len(parts) < 2:
         return None
     sub = parts[1]
-    if head == "data":
-        keys = _all_data_keys()
-    else:
-        keys = list(SECTIONS[head] or {})
+    keys = _all_data_keys() if head == "data" else list(SECTIONS[head] or {})
     if sub not in keys:
         return f"'{sub}' is not a key of '{head}'{did_you_mean(sub, keys)}"
     if head == "model" and sub == "layers" and len(parts) >= 4:
@@ -587,8 +724,9 @@ def _check_key_path(key: str) -> str | None:
     return None
 
 
-def _resolve(raw: dict[str, Any], col: _Collector, base_dir: FsPath,
-             check_files: bool) -> dict[str, Any]:
+def _resolve(
+    raw: dict[str, Any], col: _Collector, base_dir: FsPath, check_files: bool
+) -> dict[str, Any]:
     out: dict[str, Any] = {"data": _resolve_data(raw.get("data"), col, base_dir, check_files)}
     model = col.fields(raw.get("model"), MODEL, ("model",))
     layers = []
@@ -597,14 +735,23 @@ def _resolve(raw: dict[str, Any], col: _Collector, base_dir: FsPath,
         path: Path = ("model", "layers", i)
         if isinstance(layer_raw, int) and not isinstance(layer_raw, bool):
             layer_raw = {"units": layer_raw}  # `layers: [8, 1]` is shorthand for units
+        elif layer_raw is not None and not isinstance(layer_raw, dict):
+            col.add(
+                path,
+                "expected a mapping such as {units: 8, activation: relu}, or an "
+                f"integer number of units; {_got(layer_raw)}",
+            )
+            continue
         layer = col.fields(layer_raw, LAYER, path)
         layer["name"] = layer["name"] or f"dense_{i + 1}"
         for key in ("use_bias", "kernel_initializer", "bias_initializer"):
             if layer[key] is None:
                 layer[key] = copy.deepcopy(model[key])
         if layer["name"] in names:
-            col.add((*path, "name"), f"duplicate layer name {layer['name']!r} "
-                                     f"(also layer {names[layer['name']]})")
+            col.add(
+                (*path, "name"),
+                f"duplicate layer name {layer['name']!r} (also layer {names[layer['name']]})",
+            )
         names[layer["name"]] = i
         layers.append({k: layer[k] for k in LAYER})
     model["layers"] = layers
@@ -630,14 +777,21 @@ def _resolve_data(raw: Any, col: _Collector, base_dir: FsPath, check_files: bool
     spec = {**DATA_COMMON, **DATA_KIND_FIELDS[kind]}
     elsewhere = {
         key: f"'{key}' does not apply to data kind '{kind}' (it applies to: "
-             f"{', '.join(k for k, f in DATA_KIND_FIELDS.items() if key in f)})"
-        for key in _all_data_keys() if key not in spec
+        f"{', '.join(k for k, f in DATA_KIND_FIELDS.items() if key in f)})"
+        for key in _all_data_keys()
+        if key not in spec
     }
     data = col.fields(raw, spec, path, elsewhere=elsewhere)
-    if kind == "linear" and data.get("weights") and data.get("features") is not None \
-            and len(data["weights"]) != data["features"]:
-        col.add((*path, "weights"), f"expected {data['features']} weight(s), one per feature; "
-                                    f"got {len(data['weights'])}")
+    if (
+        kind == "linear"
+        and data.get("weights")
+        and data.get("features") is not None
+        and len(data["weights"]) != data["features"]
+    ):
+        col.add(
+            (*path, "weights"),
+            f"expected {data['features']} weight(s), one per feature; got {len(data['weights'])}",
+        )
     if kind in ("csv", "npz") and data.get("path"):
         file = FsPath(os.path.expanduser(data["path"]))
         if not file.is_absolute():
@@ -656,7 +810,7 @@ def _check_data_file(kind: str, data: dict[str, Any], col: _Collector) -> None:
         return
     if kind == "csv":
         try:
-            with file.open(newline="", encoding="utf-8") as fh:
+            with file.open(newline="", encoding="utf-8-sig") as fh:
                 header = next(csv.reader(fh), None)
         except (OSError, UnicodeDecodeError, csv.Error) as e:
             col.add(ppath, f"cannot read {file}: {e}")
@@ -666,13 +820,24 @@ def _check_data_file(kind: str, data: dict[str, Any], col: _Collector) -> None:
             return
         columns = [h.strip() for h in header]
         if data.get("target") and data["target"] not in columns:
-            col.add(("data", "target"), f"no column {data['target']!r} in {file.name}"
-                                        f"{did_you_mean(data['target'], columns)} "
-                                        f"(columns: {', '.join(columns)})")
+            col.add(
+                ("data", "target"),
+                f"no column {data['target']!r} in {file.name}"
+                f"{did_you_mean(data['target'], columns)} "
+                f"(columns: {', '.join(columns)})",
+            )
         for i, feat in enumerate(data.get("features") or []):
             if feat not in columns:
-                col.add(("data", "features", i), f"no column {feat!r} in {file.name}"
-                                                 f"{did_you_mean(feat, columns)}")
+                col.add(
+                    ("data", "features", i),
+                    f"no column {feat!r} in {file.name}{did_you_mean(feat, columns)}",
+                )
+            elif feat == data.get("target"):
+                col.add(
+                    ("data", "features", i),
+                    f"{feat!r} is the target; a feature that is the "
+                    "target leaks the answer into the inputs",
+                )
     else:
         import zipfile
 
@@ -684,9 +849,12 @@ def _check_data_file(kind: str, data: dict[str, Any], col: _Collector) -> None:
             return
         for key in ("x_key", "y_key"):
             if data.get(key) and data[key] not in arrays:
-                col.add(("data", key), f"no array {data[key]!r} in {file.name}"
-                                       f"{did_you_mean(data[key], arrays)} "
-                                       f"(arrays: {', '.join(arrays) or 'none'})")
+                col.add(
+                    ("data", key),
+                    f"no array {data[key]!r} in {file.name}"
+                    f"{did_you_mean(data[key], arrays)} "
+                    f"(arrays: {', '.join(arrays) or 'none'})",
+                )
 
 
 def keras_refs(spec: RunSpec) -> list[tuple[Path, str, Any]]:
@@ -732,10 +900,17 @@ def _is_keras_mapping(v: dict[str, Any]) -> bool:
 
 
 def short_value(v: Any) -> str:
-    """A compact, human form of a config value for tables: ``{name: sgd, lr: 0.1}`` -> ``sgd(lr=0.1)``."""
+    """A compact, human form of a config value for tables.
+
+    ``{name: sgd, lr: 0.1}`` -> ``sgd(lr=0.1)``.
+    """
     if isinstance(v, dict) and _is_keras_mapping(v):
         head = v.get("name") or v.get("class_name")
-        args = {k: a for k, a in v.items() if k not in ("name", "class_name", "config")}
+        args = {
+            k: a
+            for k, a in v.items()
+            if k not in ("name", "class_name", "config", "module", "registered_name")
+        }
         args.update(v.get("config") or {})
         inner = ", ".join(f"{k}={short_value(a)}" for k, a in args.items())
         return f"{head}({inner})" if inner else str(head)

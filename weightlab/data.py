@@ -50,7 +50,9 @@ def load(data: dict[str, Any], seed: int) -> Dataset:
     kind = data["kind"]
     x, y, info = _LOADERS[kind](data, rng, data_seed)
     if x.ndim != 2:
-        raise DataError(f"data: inputs must be a 2-D array (samples, features); got shape {x.shape}")
+        raise DataError(
+            f"data: inputs must be a 2-D array (samples, features); got shape {x.shape}"
+        )
     if len(x) != len(y):
         raise DataError(f"data: {len(x)} input rows but {len(y)} targets")
     limit = data.get("samples")
@@ -62,8 +64,10 @@ def load(data: dict[str, Any], seed: int) -> Dataset:
     order = rng.permutation(len(x))
     n_val = int(round(len(x) * data["validation_split"]))
     if n_val >= len(x):
-        raise DataError(f"data: validation_split {data['validation_split']} leaves no training rows "
-                        f"out of {len(x)}")
+        raise DataError(
+            f"data: validation_split {data['validation_split']} leaves no training rows "
+            f"out of {len(x)}"
+        )
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
     x = x.astype(np.float32)
     x_train, y_train = x[train_idx], y[train_idx]
@@ -76,12 +80,19 @@ def load(data: dict[str, Any], seed: int) -> Dataset:
         if x_val is not None:
             x_val = ((x_val - mean) / std).astype(np.float32)
         info["standardize"] = {"mean": mean.tolist(), "std": std.tolist()}
-    info.update(kind=kind, seed=int(data_seed), features=int(x.shape[1]),
-                train_samples=int(len(x_train)), val_samples=int(n_val))
+    info.update(
+        kind=kind,
+        seed=int(data_seed),
+        features=int(x.shape[1]),
+        train_samples=int(len(x_train)),
+        val_samples=int(n_val),
+    )
     return Dataset(x_train, y_train, x_val, y_val, info)
 
 
-def _linear(data: dict[str, Any], rng: np.random.Generator, _seed: int) -> tuple[Any, Any, dict[str, Any]]:
+def _linear(
+    data: dict[str, Any], rng: np.random.Generator, _seed: int
+) -> tuple[Any, Any, dict[str, Any]]:
     n, d = data["samples"], data["features"]
     w = np.asarray(data["weights"], dtype=np.float64) if data.get("weights") else rng.normal(size=d)
     x = rng.uniform(-1.0, 1.0, size=(n, d)) + data["input_offset"]
@@ -90,17 +101,26 @@ def _linear(data: dict[str, Any], rng: np.random.Generator, _seed: int) -> tuple
     return x, y.astype(np.float32).reshape(-1, 1), info
 
 
-def _blobs(data: dict[str, Any], _rng: np.random.Generator, seed: int) -> tuple[Any, Any, dict[str, Any]]:
+def _blobs(
+    data: dict[str, Any], _rng: np.random.Generator, seed: int
+) -> tuple[Any, Any, dict[str, Any]]:
     from sklearn.datasets import make_blobs
 
-    x, y, centers = make_blobs(n_samples=data["samples"], n_features=data["features"],
-                               centers=data["centers"], cluster_std=data["cluster_std"],
-                               center_box=tuple(data["center_box"]), random_state=seed,
-                               return_centers=True)
+    x, y, centers = make_blobs(
+        n_samples=data["samples"],
+        n_features=data["features"],
+        centers=data["centers"],
+        cluster_std=data["cluster_std"],
+        center_box=tuple(data["center_box"]),
+        random_state=seed,
+        return_centers=True,
+    )
     return x, y.astype(np.int32), {"centers": np.round(centers, 6).tolist()}
 
 
-def _xor(data: dict[str, Any], rng: np.random.Generator, _seed: int) -> tuple[Any, Any, dict[str, Any]]:
+def _xor(
+    data: dict[str, Any], rng: np.random.Generator, _seed: int
+) -> tuple[Any, Any, dict[str, Any]]:
     n = data["samples"]
     x = rng.uniform(-1.0, 1.0, size=(n, 2))
     y = ((x[:, 0] > 0) != (x[:, 1] > 0)).astype(np.int32)
@@ -108,22 +128,29 @@ def _xor(data: dict[str, Any], rng: np.random.Generator, _seed: int) -> tuple[An
     return x, y, {}
 
 
-def _moons(data: dict[str, Any], _rng: np.random.Generator, seed: int) -> tuple[Any, Any, dict[str, Any]]:
+def _moons(
+    data: dict[str, Any], _rng: np.random.Generator, seed: int
+) -> tuple[Any, Any, dict[str, Any]]:
     from sklearn.datasets import make_moons
 
     x, y = make_moons(n_samples=data["samples"], noise=data["noise"], random_state=seed)
     return x + data["input_offset"], y.astype(np.int32), {}
 
 
-def _circles(data: dict[str, Any], _rng: np.random.Generator, seed: int) -> tuple[Any, Any, dict[str, Any]]:
+def _circles(
+    data: dict[str, Any], _rng: np.random.Generator, seed: int
+) -> tuple[Any, Any, dict[str, Any]]:
     from sklearn.datasets import make_circles
 
-    x, y = make_circles(n_samples=data["samples"], noise=data["noise"], factor=data["factor"],
-                        random_state=seed)
+    x, y = make_circles(
+        n_samples=data["samples"], noise=data["noise"], factor=data["factor"], random_state=seed
+    )
     return x + data["input_offset"], y.astype(np.int32), {}
 
 
-def _sklearn(data: dict[str, Any], _rng: np.random.Generator, _seed: int) -> tuple[Any, Any, dict[str, Any]]:
+def _sklearn(
+    data: dict[str, Any], _rng: np.random.Generator, _seed: int
+) -> tuple[Any, Any, dict[str, Any]]:
     import sklearn.datasets
 
     bunch = getattr(sklearn.datasets, f"load_{data['name']}")()
@@ -135,7 +162,9 @@ def _sklearn(data: dict[str, Any], _rng: np.random.Generator, _seed: int) -> tup
     return np.asarray(bunch.data, dtype=np.float64), y, info
 
 
-def _csv(data: dict[str, Any], _rng: np.random.Generator, _seed: int) -> tuple[Any, Any, dict[str, Any]]:
+def _csv(
+    data: dict[str, Any], _rng: np.random.Generator, _seed: int
+) -> tuple[Any, Any, dict[str, Any]]:
     path = Path(data["path"])
     try:
         # utf-8-sig: spreadsheet exports start with a byte-order mark, which must not end up
@@ -170,9 +199,11 @@ def _csv(data: dict[str, Any], _rng: np.random.Generator, _seed: int) -> tuple[A
                 value = None
             if value is None or not np.isfinite(value):
                 # NaN/inf would only surface later as a NaN loss; there is no imputation.
-                raise DataError(f"{path}:{line}: column {header[c]!r}: expected a "
-                                f"{'number' if value is None else 'finite number'}, got "
-                                f"{row[c]!r}")
+                raise DataError(
+                    f"{path}:{line}: column {header[c]!r}: expected a "
+                    f"{'number' if value is None else 'finite number'}, got "
+                    f"{row[c]!r}"
+                )
             if j < len(cols):
                 x[i, j] = value
             else:
@@ -180,30 +211,42 @@ def _csv(data: dict[str, Any], _rng: np.random.Generator, _seed: int) -> tuple[A
     if not rows:
         raise DataError(f"{path}: no data rows after the header")
     is_labels = np.all(y == np.round(y)) and len(np.unique(y)) <= max(2, len(y) // 10)
-    return x, (y.astype(np.int32) if is_labels else y.astype(np.float32).reshape(-1, 1)), {
-        "feature_names": features, "target": target}
+    return (
+        x,
+        (y.astype(np.int32) if is_labels else y.astype(np.float32).reshape(-1, 1)),
+        {"feature_names": features, "target": target},
+    )
 
 
-def _npz(data: dict[str, Any], _rng: np.random.Generator, _seed: int) -> tuple[Any, Any, dict[str, Any]]:
+def _npz(
+    data: dict[str, Any], _rng: np.random.Generator, _seed: int
+) -> tuple[Any, Any, dict[str, Any]]:
     path = Path(data["path"])
     try:
         with np.load(path, allow_pickle=False) as npz:
             x, y = npz[data["x_key"]], npz[data["y_key"]]
     except (OSError, KeyError, ValueError) as e:
-        raise DataError(f"{path}: cannot read arrays {data['x_key']!r} and {data['y_key']!r}: {e}") from None
+        raise DataError(
+            f"{path}: cannot read arrays {data['x_key']!r} and {data['y_key']!r}: {e}"
+        ) from None
     for key, arr in ((data["x_key"], x), (data["y_key"], y)):
         if not np.issubdtype(arr.dtype, np.number):
             raise DataError(f"{path}: array {key!r} must be numeric; got dtype {arr.dtype}")
         if np.issubdtype(arr.dtype, np.inexact) and not np.isfinite(arr).all():
-            raise DataError(f"{path}: array {key!r} holds {int((~np.isfinite(arr)).sum())} "
-                            f"NaN or infinite value(s)")
+            raise DataError(
+                f"{path}: array {key!r} holds {int((~np.isfinite(arr)).sum())} "
+                f"NaN or infinite value(s)"
+            )
     if x.ndim not in (1, 2) or y.ndim not in (1, 2):
-        raise DataError(f"{path}: array {data['x_key']!r} must be 1-D or 2-D (samples, features) "
-                        f"and {data['y_key']!r} 1-D or 2-D (samples, outputs); got shapes "
-                        f"{x.shape} and {y.shape}")
+        raise DataError(
+            f"{path}: array {data['x_key']!r} must be 1-D or 2-D (samples, features) "
+            f"and {data['y_key']!r} 1-D or 2-D (samples, outputs); got shapes "
+            f"{x.shape} and {y.shape}"
+        )
     if len(x) != len(y):
-        raise DataError(f"{path}: array {data['x_key']!r} has {len(x)} rows but {data['y_key']!r} "
-                        f"has {len(y)}")
+        raise DataError(
+            f"{path}: array {data['x_key']!r} has {len(x)} rows but {data['y_key']!r} has {len(y)}"
+        )
     if x.ndim == 1:
         x = x.reshape(-1, 1)
     if np.issubdtype(y.dtype, np.integer):
@@ -215,5 +258,13 @@ def _npz(data: dict[str, Any], _rng: np.random.Generator, _seed: int) -> tuple[A
     return x.astype(np.float64), y, {}
 
 
-_LOADERS = {"linear": _linear, "blobs": _blobs, "xor": _xor, "moons": _moons,
-            "circles": _circles, "sklearn": _sklearn, "csv": _csv, "npz": _npz}
+_LOADERS = {
+    "linear": _linear,
+    "blobs": _blobs,
+    "xor": _xor,
+    "moons": _moons,
+    "circles": _circles,
+    "sklearn": _sklearn,
+    "csv": _csv,
+    "npz": _npz,
+}

@@ -18,9 +18,14 @@ class RunProgress:
         self.console = console
         self.enabled = enabled
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
-            TextColumn("{task.fields[loss]}"), TimeElapsedColumn(),
-            console=console, transient=True, disable=not enabled,
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[loss]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not enabled,
         )
         self.total = 0
         self.sweep: Any = None
@@ -30,8 +35,12 @@ class RunProgress:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.progress.__exit__(exc_type, exc, tb)
 
     def on_event(self, event: dict[str, Any]) -> None:
@@ -39,17 +48,24 @@ class RunProgress:
         if kind == "batch_start":
             self.total = event["total"]
             if self.enabled:
-                self.console.print(f"[bold]Training[/bold] {event['describe']}  (batch {event['batch']})")
+                self.console.print(
+                    f"[bold]Training[/bold] {event['describe']}  (batch {event['batch']})"
+                )
             self.sweep = self.progress.add_task("runs", total=self.total, loss="")
         elif kind == "run_start":
             run = event["run"]
             label = render.cell_text(run["cell"]) or run["experiment"]
             self.current = self.progress.add_task(
                 f"  run {run['index'] + 1}/{self.total} {render.abbreviate(label, 28)}",
-                total=run["epochs"], loss="")
+                total=run["epochs"],
+                loss="",
+            )
         elif kind == "epoch":
-            self.progress.update(self.current, completed=event["epoch"],
-                                 loss=f"loss {render.num(event['logs'].get('loss'))}")
+            self.progress.update(
+                self.current,
+                completed=event["epoch"],
+                loss=f"loss {render.num(event['logs'].get('loss'))}",
+            )
         elif kind == "run_end":
             run = event["run"]
             self.progress.remove_task(self.current)
@@ -57,10 +73,13 @@ class RunProgress:
             if self.enabled:
                 label = render.cell_text(run["cell"]) or run["experiment"]
                 style = render.STATUS_STYLE.get(run["status"], "")
-                extra = f" at epoch {run['diverged_at_epoch']}" if run["status"] == "diverged" else ""
+                extra = (
+                    f" at epoch {run['diverged_at_epoch']}" if run["status"] == "diverged" else ""
+                )
                 if run["status"] == "failed":
                     extra = f": {run['error']}"
                 self.console.print(
                     f"  [{style}]{run['status']}[/{style}]{extra}  {run['id']}  {label}  "
                     f"loss {render.num((run.get('final') or {}).get('loss'))}  "
-                    f"({run['timing']['total_seconds']:.1f} s)")
+                    f"({run['timing']['total_seconds']:.1f} s)"
+                )

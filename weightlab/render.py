@@ -1,4 +1,4 @@
-"""Rich tables and JSON for every command, built from plain data. The only module that builds rich objects."""
+"""Rich tables and JSON for every command, from plain data. Only this module builds rich objects."""
 
 from __future__ import annotations
 
@@ -13,8 +13,13 @@ from rich.text import Text
 
 from weightlab import jsonio
 
-STATUS_STYLE = {"completed": "green", "diverged": "bold yellow", "failed": "bold red",
-                "interrupted": "magenta", "running": "cyan"}
+STATUS_STYLE = {
+    "completed": "green",
+    "diverged": "bold yellow",
+    "failed": "bold red",
+    "interrupted": "magenta",
+    "running": "cyan",
+}
 
 
 def num(v: Any, digits: int = 4) -> str:
@@ -74,8 +79,14 @@ def ago(iso: str | None, now: datetime | None = None) -> str:
 
 
 def _table(**kwargs: Any) -> Table:
-    return Table(header_style="bold", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                 collapse_padding=True, **kwargs)
+    return Table(
+        header_style="bold",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        **kwargs,
+    )
 
 
 def as_json(obj: Any) -> str:
@@ -93,25 +104,39 @@ def cell_text(cell: dict[str, Any]) -> str:
 
 def runs_list(records: list[dict[str, Any]], store: str) -> RenderableType:
     if not records:
-        return Text(f"No runs in {store} yet. Start one: weightlab run configs/bias-vs-no-bias.yaml")
+        return Text(
+            f"No runs in {store} yet. Start one: weightlab run configs/bias-vs-no-bias.yaml"
+        )
     experiments = sorted({r["experiment"] for r in records})
     n = f"{len(records)} run{'s' if len(records) != 1 else ''}"
     of = f" of {experiments[0]}" if len(experiments) == 1 else ""
     table = _table(title=f"{n}{of} in {store}")
-    right = {"justify": "right", "no_wrap": True}
+    right: dict[str, Any] = {"justify": "right", "no_wrap": True}
     table.add_column("id", no_wrap=True)
     if not of:
         table.add_column("experiment", min_width=10)
-    for col, kw in [("settings", {"min_width": 12}), ("seed", right),
-                    ("status", {"no_wrap": True}), ("epochs", right), ("loss", right),
-                    ("started", right)]:
+    kw: dict[str, Any]
+    for col, kw in [
+        ("settings", {"min_width": 12}),
+        ("seed", right),
+        ("status", {"no_wrap": True}),
+        ("epochs", right),
+        ("loss", right),
+        ("started", right),
+    ]:
         table.add_column(col, **kw)
     for r in records:
         final = r.get("final") or {}
-        table.add_row(r["id"], *([] if of else [r["experiment"]]), cell_text(r.get("cell") or {}),
-                      num(r.get("seed")), status(r["status"]),
-                      f"{r.get('epochs_completed', 0)}/{r.get('epochs', '?')}",
-                      num(final.get("loss"), 3), ago(r.get("started_at")))
+        table.add_row(
+            r["id"],
+            *([] if of else [r["experiment"]]),
+            cell_text(r.get("cell") or {}),
+            num(r.get("seed")),
+            status(r["status"]),
+            f"{r.get('epochs_completed', 0)}/{r.get('epochs', '?')}",
+            num(final.get("loss"), 3),
+            ago(r.get("started_at")),
+        )
     return table
 
 
@@ -124,7 +149,9 @@ def comparison(result: dict[str, Any], title: str = "") -> RenderableType:
     rows = result["runs"]
     metric_names: list[str] = []
     for row in rows:
-        metric_names += [m for m in row["metrics"] if m not in metric_names and not m.startswith("val_")]
+        metric_names += [
+            m for m in row["metrics"] if m not in metric_names and not m.startswith("val_")
+        ]
     show_epochs = any(r["epochs"] != r["of_epochs"] for r in rows)
     # Columns that would only repeat another one are left out, to stay within 80 columns.
     show_best = any(r["best_epoch"] not in (None, r["epochs"]) for r in rows)
@@ -136,27 +163,39 @@ def comparison(result: dict[str, Any], title: str = "") -> RenderableType:
     table.add_column("status", no_wrap=True)
     if show_epochs:
         table.add_column("epochs", justify="right")
-    numbers = ["loss", *(["val_loss"] if show_val else []), *(["best@ep"] if show_best else []),
-               *metric_names, "W/W0", "|b|"]
+    numbers = [
+        "loss",
+        *(["val_loss"] if show_val else []),
+        *(["best@ep"] if show_best else []),
+        *metric_names,
+        "W/W0",
+        "|b|",
+    ]
     for name in numbers:
         table.add_column(name, justify="right", no_wrap=True)
     for row in rows:
         state = status(row["status"])
         if row["status"] == "diverged":
             state = Text(f"diverged@{row['diverged_at_epoch']}", style=STATUS_STYLE["diverged"])
-        best = "-" if row["best_loss"] is None else f"{num(row['best_loss'], 3)}@{row['best_epoch']}"
+        best = (
+            "-" if row["best_loss"] is None else f"{num(row['best_loss'], 3)}@{row['best_epoch']}"
+        )
         table.add_row(
             row["id"][-4:] if len(rows) > 1 else row["id"],
             *[row["settings"][k] for k in keys],
-            state, *([f"{row['epochs']}/{row['of_epochs']}"] if show_epochs else []),
-            num(row["loss"], 3), *([num(row["val_loss"], 3)] if show_val else []),
+            state,
+            *([f"{row['epochs']}/{row['of_epochs']}"] if show_epochs else []),
+            num(row["loss"], 3),
+            *([num(row["val_loss"], 3)] if show_val else []),
             *([best] if show_best else []),
             *[num(row["metrics"].get(m), 3) for m in metric_names],
-            num(row["kernel_growth"], 3), num(row["bias_norm"], 3),
+            num(row["kernel_growth"], 3),
+            num(row["bias_norm"], 3),
         )
     parts: list[RenderableType] = [table]
-    legend = ("best@ep = lowest loss and its epoch; " if show_best else "") + "W/W0 = growth of the kernels' L2 norm since " \
-             "epoch 0; |b| = L2 norm of all biases"
+    legend = (
+        "best@ep = lowest loss and its epoch; " if show_best else ""
+    ) + "W/W0 = growth of the kernels' L2 norm since epoch 0; |b| = L2 norm of all biases"
     if len(rows) > 1:
         legend = "run = last 4 characters of the run id; " + legend
     parts.append(Text(legend, style="dim"))
@@ -175,24 +214,33 @@ def run_detail(detail: dict[str, Any], config: dict[str, Any]) -> RenderableType
     head.add_column()
     head.add_row("run", r["id"])
     head.add_row("experiment", f"{r['experiment']}  (batch {r['batch']})")
-    head.add_row("status", status(r["status"]) if r["status"] != "diverged" else Text(
-        f"diverged at epoch {r['diverged_at_epoch']}", style=STATUS_STYLE["diverged"]))
+    head.add_row(
+        "status",
+        status(r["status"])
+        if r["status"] != "diverged"
+        else Text(f"diverged at epoch {r['diverged_at_epoch']}", style=STATUS_STYLE["diverged"]),
+    )
     if r.get("cell"):
         head.add_row("settings", cell_text(r["cell"]))
     head.add_row("seed", str(r["seed"]))
     head.add_row("model", model_text(config))
     head.add_row("train", train_text(config))
     info = r.get("data") or {}
-    data_line = f"{info.get('kind', '?')}: {info.get('train_samples', '?')} train / " \
-                f"{info.get('val_samples', '?')} validation samples, {info.get('features', '?')} feature" \
-                f"{'' if info.get('features') == 1 else 's'}"
+    data_line = (
+        f"{info.get('kind', '?')}: {info.get('train_samples', '?')} train / "
+        f"{info.get('val_samples', '?')} validation samples, {info.get('features', '?')} feature"
+        f"{'' if info.get('features') == 1 else 's'}"
+    )
     if "w_true" in info:
         data_line += f"; true w = {[round(w, 4) for w in info['w_true']]}, b = {info['b_true']:g}"
     head.add_row("data", data_line)
     timing = r.get("timing") or {}
-    head.add_row("time", f"{num(timing.get('train_seconds'), 3)} s training, "
-                         f"{num(timing.get('snapshot_seconds'), 3)} s snapshots "
-                         f"({(r.get('snapshots') or {}).get('count', 0)} files)")
+    head.add_row(
+        "time",
+        f"{num(timing.get('train_seconds'), 3)} s training, "
+        f"{num(timing.get('snapshot_seconds'), 3)} s snapshots "
+        f"({(r.get('snapshots') or {}).get('count', 0)} files)",
+    )
     if r.get("error"):
         head.add_row("error", Text(r["error"], style="red"))
 
@@ -206,11 +254,18 @@ def run_detail(detail: dict[str, Any], config: dict[str, Any]) -> RenderableType
     table.add_column("dist\ninit", justify="right")
     table.add_column("change", justify="right")
     for row in detail["epochs"]:
-        table.add_row(str(row["epoch"]), *[num(row["metrics"].get(m)) for m in detail["metrics"]],
-                      *[num(row["norms"].get(v)) for v in detail["variables"]],
-                      num(row["dist_init"]), num(row["delta"]))
-    note = Text("|W|, |bias| = L2 norm of the layer's kernel / bias; dist init = L2 distance of "
-                "all weights from epoch 0; change = L2 change since the previous epoch", style="dim")
+        table.add_row(
+            str(row["epoch"]),
+            *[num(row["metrics"].get(m)) for m in detail["metrics"]],
+            *[num(row["norms"].get(v)) for v in detail["variables"]],
+            num(row["dist_init"]),
+            num(row["delta"]),
+        )
+    note = Text(
+        "|W|, |bias| = L2 norm of the layer's kernel / bias; dist init = L2 distance of "
+        "all weights from epoch 0; change = L2 change since the previous epoch",
+        style="dim",
+    )
     return Group(head, Text(""), table, note)
 
 
@@ -223,16 +278,20 @@ def model_text(config: dict[str, Any]) -> str:
         bias = "" if layer["use_bias"] else ", no bias"
         parts.append(f"{layer['name']}({layer['units']}, {act}{bias})")
     first = config["model"]["layers"][0]
-    return (" → ".join(parts) + f"; kernel init {short_value(first['kernel_initializer'])}, "
-            f"bias init {short_value(first['bias_initializer'])}")
+    return (
+        " → ".join(parts) + f"; kernel init {short_value(first['kernel_initializer'])}, "
+        f"bias init {short_value(first['bias_initializer'])}"
+    )
 
 
 def train_text(config: dict[str, Any]) -> str:
     from weightlab.config import short_value
 
     t = config["train"]
-    return (f"{short_value(t['optimizer'])}, loss {short_value(t['loss'])}, {t['epochs']} epochs, "
-            f"batch {t['batch_size']}")
+    return (
+        f"{short_value(t['optimizer'])}, loss {short_value(t['loss'])}, {t['epochs']} epochs, "
+        f"batch {t['batch_size']}"
+    )
 
 
 # ---- validate ------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 
 
-def variable_stats(value: np.ndarray, initial: np.ndarray, previous: np.ndarray | None) -> dict[str, Any]:
-    """L2 norm, mean, std, min, max, L2 distance from epoch 0 and L2 change since the last snapshot."""
+def variable_stats(
+    value: np.ndarray, initial: np.ndarray, previous: np.ndarray | None
+) -> dict[str, Any]:
+    """L2 norm, mean, std, min, max, L2 distance from epoch 0, L2 change since the last snapshot."""
     v = value.astype(np.float64, copy=False)
     return {
         "l2": float(np.linalg.norm(v)),
@@ -35,15 +37,17 @@ def norms(weights: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     kernels = [s["l2"] for k, s in weights.items() if not is_bias(k)]
     biases = [s["l2"] for k, s in weights.items() if is_bias(k)]
     dists = [s["dist_init"] for k, s in weights.items()]
-    return {"kernel_norm": total(kernels), "bias_norm": total(biases),
-            "dist_init": total(dists)}
+    return {"kernel_norm": total(kernels), "bias_norm": total(biases), "dist_init": total(dists)}
 
 
 def summarize(history: list[dict[str, Any]]) -> dict[str, Any]:
     """Best loss and weight norms (initial and final) for run.json, from the history rows."""
     out: dict[str, Any] = {"best": None, "weights": None}
-    losses = [(r["epoch"], r["loss"]) for r in history if isinstance(r.get("loss"), int | float)
-              and math.isfinite(r["loss"])]
+    losses = [
+        (r["epoch"], r["loss"])
+        for r in history
+        if isinstance(r.get("loss"), int | float) and math.isfinite(r["loss"])
+    ]
     if losses:
         epoch, loss = min(losses, key=lambda t: t[1])
         out["best"] = {"loss": loss, "epoch": epoch}
@@ -52,8 +56,10 @@ def summarize(history: list[dict[str, Any]]) -> dict[str, Any]:
         first, last = norms(finite[0]["weights"]), norms(finite[-1]["weights"])
         out["weights"] = {
             "epoch": finite[-1]["epoch"],
-            "kernel_norm": last["kernel_norm"], "kernel_norm_initial": first["kernel_norm"],
-            "bias_norm": last["bias_norm"], "bias_norm_initial": first["bias_norm"],
+            "kernel_norm": last["kernel_norm"],
+            "kernel_norm_initial": first["kernel_norm"],
+            "bias_norm": last["bias_norm"],
+            "bias_norm_initial": first["bias_norm"],
             "dist_init": last["dist_init"],
         }
     return out

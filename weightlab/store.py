@@ -61,7 +61,7 @@ def now_iso() -> str:
 
 
 def new_id() -> str:
-    """A run or batch id: UTC time to the second, then 4 random hex digits (``261129-082601-a3f9``)."""
+    """A run or batch id: UTC time to the second and 4 random hex digits: ``261129-082601-a3f9``."""
     return time.strftime("%y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
@@ -111,19 +111,29 @@ class Store:
         except sqlite3.Error as e:
             if write and con.in_transaction:
                 con.execute("ROLLBACK")
-            raise StoreError(f"index {self.index_path}: {e}; `weightlab reindex` rebuilds it "
-                             "from the run directories") from None
+            raise StoreError(
+                f"index {self.index_path}: {e}; `weightlab reindex` rebuilds it "
+                "from the run directories"
+            ) from None
         finally:
             con.close()
 
-    def _upsert(self, con: sqlite3.Connection, record: dict[str, Any],
-                flat_config: dict[str, Any]) -> None:
+    def _upsert(
+        self, con: sqlite3.Connection, record: dict[str, Any], flat_config: dict[str, Any]
+    ) -> None:
         con.execute(
             "INSERT OR REPLACE INTO runs (id, experiment, batch, seed, status, started_at, record,"
             " config) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (record["id"], record["experiment"], record["batch"], record.get("seed"),
-             record["status"], record["started_at"], jsonio.dumps(record),
-             jsonio.dumps(flat_config)),
+            (
+                record["id"],
+                record["experiment"],
+                record["batch"],
+                record.get("seed"),
+                record["status"],
+                record["started_at"],
+                jsonio.dumps(record),
+                jsonio.dumps(flat_config),
+            ),
         )
 
     def index_run(self, record: dict[str, Any], flat_config: dict[str, Any]) -> None:
@@ -197,7 +207,9 @@ class Store:
                 pass  # a read never fails because the cache could not be refreshed
         return sorted(records.values(), key=lambda r: (r["started_at"], r["id"]), reverse=True)
 
-    def select(self, selectors: Sequence[str] = (), *, default: str = "all") -> list[dict[str, Any]]:
+    def select(
+        self, selectors: Sequence[str] = (), *, default: str = "all"
+    ) -> list[dict[str, Any]]:
         """Runs matching any selector, newest first.
 
         A selector is a full run id, a unique id prefix, ``latest`` (the newest run), a batch id
@@ -217,8 +229,7 @@ class Store:
                 return [r for r in records if r["batch"] == batch]
             return records
         if not records:
-            raise RunNotFound(f"no runs in {self.root} yet; start one with "
-                              "`weightlab run CONFIG`")
+            raise RunNotFound(f"no runs in {self.root} yet; start one with `weightlab run CONFIG`")
         chosen: dict[str, dict[str, Any]] = {}
         for sel in selectors:
             for r in self._match(sel, records):
@@ -241,9 +252,11 @@ class Store:
         if by_prefix:
             return by_prefix
         names = sorted({r["experiment"] for r in records}) + [r["id"] for r in records]
-        raise RunNotFound(f"no run matches {sel!r}{did_you_mean(sel, names)} (a selector is a run "
-                          "id or id prefix, 'latest', a batch id or an experiment name; "
-                          "`weightlab ls` lists them)")
+        raise RunNotFound(
+            f"no run matches {sel!r}{did_you_mean(sel, names)} (a selector is a run "
+            "id or id prefix, 'latest', a batch id or an experiment name; "
+            "`weightlab ls` lists them)"
+        )
 
     def get(self, selector: str) -> dict[str, Any]:
         """Exactly one run's record (from its run.json) for ``selector``."""
@@ -251,8 +264,9 @@ class Store:
         if len(found) > 1:
             ids = ", ".join(r["id"] for r in found[:5])
             more = f" and {len(found) - 5} more" if len(found) > 5 else ""
-            raise RunNotFound(f"{selector!r} matches {len(found)} runs ({ids}{more}); "
-                              "give a longer id prefix")
+            raise RunNotFound(
+                f"{selector!r} matches {len(found)} runs ({ids}{more}); give a longer id prefix"
+            )
         return self.record(found[0]["id"])
 
     def record(self, run_id: str) -> dict[str, Any]:
@@ -267,7 +281,7 @@ class Store:
 
         path = self.run_dir(run_id) / "config.yaml"
         data, _ = yamlio.load(path.read_text(encoding="utf-8"), str(path))
-        return data  # type: ignore[no-any-return]
+        return dict(data)
 
     def history(self, run_id: str) -> list[dict[str, Any]]:
         """The per-epoch rows of a run; a torn last line (a crash mid-write) is ignored."""
@@ -310,8 +324,9 @@ def snapshot_name(epoch: int) -> str:
 class RunWriter:
     """Writes one run's directory. Every file is replaced atomically; history is appended."""
 
-    def __init__(self, store: Store, record: dict[str, Any], config: dict[str, Any],
-                 config_text: str):
+    def __init__(
+        self, store: Store, record: dict[str, Any], config: dict[str, Any], config_text: str
+    ):
         from weightlab.config import flatten
 
         self.store = store
@@ -350,7 +365,7 @@ class RunWriter:
     def write_snapshot(self, filename: str, arrays: dict[str, np.ndarray]) -> int:
         """Write one snapshot file atomically; returns its size in bytes."""
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
         data = buf.getvalue()
         jsonio.atomic_write_bytes(self.dir / "snapshots" / filename, data)
         return len(data)
@@ -360,4 +375,3 @@ class RunWriter:
 
     def close(self) -> None:
         self._history.close()
-

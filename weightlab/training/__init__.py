@@ -25,6 +25,8 @@ def _import_tensorflow_quietly() -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # the CUDA probe happens here, still muted
+            # Retracing notices from tf.function when a sweep builds one model per run.
+            tf.get_logger().setLevel("ERROR")
         except BaseException:
             os.dup2(saved, 2)
             tmp.seek(0)

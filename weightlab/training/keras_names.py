@@ -18,8 +18,13 @@ _GETTERS = {
     "metric": keras.metrics.get,
     "activation": keras.activations.get,
 }
-_MODULES = {"initializer": "initializers", "optimizer": "optimizers", "loss": "losses",
-            "metric": "metrics", "activation": "activations"}
+_MODULES = {
+    "initializer": "initializers",
+    "optimizer": "optimizers",
+    "loss": "losses",
+    "metric": "metrics",
+    "activation": "activations",
+}
 # Names Keras' compile() understands although metrics.get() does not (it picks the variant itself).
 _COMPILE_METRICS = {"accuracy", "acc", "crossentropy", "ce"}
 
@@ -77,26 +82,33 @@ def _find_class(kind: str, name: str, known: dict[str, Any]) -> Any:
     if classes:
         return classes[0]
     if matches:
-        raise KerasNameError(f"Keras' {kind} {name!r} is a function and takes no arguments; "
-                             f"write it as a plain name: {name}")
+        raise KerasNameError(
+            f"Keras' {kind} {name!r} is a function and takes no arguments; "
+            f"write it as a plain name: {name}"
+        )
     raise KerasNameError(_unknown(kind, name, known))
 
 
 def _unknown(kind: str, name: str, known: dict[str, Any]) -> str:
     names = sorted(k for k in known if k == k.lower())
-    return (f"Keras has no {kind} {name!r}{did_you_mean(name, names)} "
-            f"(known: {', '.join(names[:12])}{', ...' if len(names) > 12 else ''})")
+    return (
+        f"Keras has no {kind} {name!r}{did_you_mean(name, names)} "
+        f"(known: {', '.join(names[:12])}{', ...' if len(names) > 12 else ''})"
+    )
 
 
 def _argument_problem(cls: Any, kwargs: dict[str, Any], error: Exception) -> str:
     try:
-        params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")]
+        params = [
+            p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")
+        ]
     except (TypeError, ValueError):
         params = []
     bad = [k for k in kwargs if params and k not in params]
     if bad:
-        hints = "; ".join(f"{k!r} is not an argument of {cls.__name__}{did_you_mean(k, params)}"
-                          for k in bad)
+        hints = "; ".join(
+            f"{k!r} is not an argument of {cls.__name__}{did_you_mean(k, params)}" for k in bad
+        )
         return f"{hints} (arguments: {', '.join(params)})"
     return f"Keras rejected the arguments of {cls.__name__}: {error}"
 
@@ -105,8 +117,11 @@ def check(spec: RunSpec) -> list[Problem]:
     """Resolve every Keras name of one run; one problem per name Keras does not accept."""
     problems: list[Problem] = []
     for path, kind, ref in keras_refs(spec):
-        if path[:2] == ("model", "layers") and path[-1] != "activation" \
-                and not spec.locate.has(path):
+        if (
+            path[:2] == ("model", "layers")
+            and path[-1] != "activation"
+            and not spec.locate.has(path)
+        ):
             path = ("model", path[-1])  # inherited: point where the user wrote it
         try:
             resolve(kind, ref)

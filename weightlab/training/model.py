@@ -14,14 +14,16 @@ def build(model_cfg: dict[str, Any], features: int) -> keras.Sequential:
     layers: list[Any] = [keras.Input(shape=(features,), name="x")]
     for layer in model_cfg["layers"]:
         activation = layer["activation"]
-        layers.append(keras.layers.Dense(
-            layer["units"],
-            activation=None if activation is None else resolve("activation", activation),
-            use_bias=layer["use_bias"],
-            kernel_initializer=resolve("initializer", layer["kernel_initializer"]),
-            bias_initializer=resolve("initializer", layer["bias_initializer"]),
-            name=layer["name"],
-        ))
+        layers.append(
+            keras.layers.Dense(
+                layer["units"],
+                activation=None if activation is None else resolve("activation", activation),
+                use_bias=layer["use_bias"],
+                kernel_initializer=resolve("initializer", layer["kernel_initializer"]),
+                bias_initializer=resolve("initializer", layer["bias_initializer"]),
+                name=layer["name"],
+            )
+        )
     return keras.Sequential(layers, name="weightlab")
 
 

@@ -27,8 +27,13 @@ OnEvent = Callable[[Event], None]
 
 
 def versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__, "weightlab": __version__}
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "weightlab": __version__,
+    }
 
 
 def check_keras(experiment: Experiment) -> None:
@@ -70,8 +75,9 @@ def set_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def feed(dataset: data.Dataset, train_cfg: dict[str, Any],
-         seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
+def feed(
+    dataset: data.Dataset, train_cfg: dict[str, Any], seed: int
+) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
     """Cached ``tf.data`` pipelines for training and validation.
 
     Same batches and number of updates per epoch as ``model.fit(x, y, batch_size, shuffle)``, but
@@ -89,8 +95,15 @@ def feed(dataset: data.Dataset, train_cfg: dict[str, Any],
     return train, val.batch(batch).prefetch(tf.data.AUTOTUNE)
 
 
-def train_run(spec: RunSpec, dataset: data.Dataset, store: Store, batch: str, *,
-              source: dict[str, Any] | None = None, on_event: OnEvent | None = None) -> dict[str, Any]:
+def train_run(
+    spec: RunSpec,
+    dataset: data.Dataset,
+    store: Store,
+    batch: str,
+    *,
+    source: dict[str, Any] | None = None,
+    on_event: OnEvent | None = None,
+) -> dict[str, Any]:
     """Train one run and record it in the store.
 
     Returns:
@@ -101,15 +114,29 @@ def train_run(spec: RunSpec, dataset: data.Dataset, store: Store, batch: str, *,
     emit = on_event or (lambda event: None)
     cfg = spec.config
     record: dict[str, Any] = {
-        "id": None, "experiment": spec.experiment, "batch": batch, "index": spec.index,
-        "seed": spec.seed, "cell": spec.cell, "status": "running",
-        "epochs": cfg["train"]["epochs"], "epochs_completed": 0, "diverged_at_epoch": None,
-        "final": {}, "best": None, "weights": None,
+        "id": None,
+        "experiment": spec.experiment,
+        "batch": batch,
+        "index": spec.index,
+        "seed": spec.seed,
+        "cell": spec.cell,
+        "status": "running",
+        "epochs": cfg["train"]["epochs"],
+        "epochs_completed": 0,
+        "diverged_at_epoch": None,
+        "final": {},
+        "best": None,
+        "weights": None,
         "timing": {"train_seconds": 0.0, "snapshot_seconds": 0.0, "total_seconds": 0.0},
         "snapshots": {"every": cfg["snapshots"]["every"], "count": 0, "bytes": 0},
-        "data": dataset.info, "started_at": now_iso(), "finished_at": None,
-        "pid": os.getpid(), "host": socket.gethostname(), "versions": versions(),
-        "source": source or {}, "error": None,
+        "data": dataset.info,
+        "started_at": now_iso(),
+        "finished_at": None,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "versions": versions(),
+        "source": source or {},
+        "error": None,
     }
     writer = RunWriter(store, record, cfg, yamlio.dump(cfg))
     emit({"type": "run_start", "run": record})
@@ -126,8 +153,14 @@ def train_run(spec: RunSpec, dataset: data.Dataset, store: Store, batch: str, *,
         snap = WeightSnapshots(writer, cfg["snapshots"]["every"], on_epoch)
         train, validation = feed(dataset, cfg["train"], spec.seed)
         fit_start = time.perf_counter()
-        model.fit(train, validation_data=validation, epochs=cfg["train"]["epochs"],
-                  shuffle=False, callbacks=[snap], verbose=0)  # the pipeline shuffles
+        model.fit(
+            train,
+            validation_data=validation,
+            epochs=cfg["train"]["epochs"],
+            shuffle=False,
+            callbacks=[snap],
+            verbose=0,
+        )  # the pipeline shuffles
         fit_seconds = time.perf_counter() - fit_start
         record["timing"]["train_seconds"] = round(fit_seconds - snap.snapshot_seconds, 4)
         if snap.diverged_at_epoch is not None:
@@ -141,7 +174,7 @@ def train_run(spec: RunSpec, dataset: data.Dataset, store: Store, batch: str, *,
         raise
     except Exception as e:  # the run failed; the sweep goes on
         record["status"] = "failed"
-        record["error"] = f"{type(e).__name__}: {e}"
+        record["error"] = summarize_error(e)
         writer.write_text("error.txt", traceback.format_exc())
     finally:
         writer.close()
@@ -158,8 +191,23 @@ def train_run(spec: RunSpec, dataset: data.Dataset, store: Store, batch: str, *,
     return record
 
 
-def run_experiment(experiment: Experiment, store: Store, *,
-                   on_event: OnEvent | None = None) -> list[dict[str, Any]]:
+def summarize_error(error: BaseException, limit: int = 300) -> str:
+    """One readable line for run.json; the full traceback goes to error.txt.
+
+    TensorFlow's graph errors carry the Python stack of every op; the cause is in the lines after
+    the last ``File "..."`` entry.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if any(line.startswith('File "') for line in lines):
+        last = max(i for i, line in enumerate(lines) if line.startswith('File "'))
+        lines = [line for line in lines[last + 1 :] if not line.startswith("[[")] or lines[:1]
+    text = f"{type(error).__name__}: {' '.join(lines[:2])}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def run_experiment(
+    experiment: Experiment, store: Store, *, on_event: OnEvent | None = None
+) -> list[dict[str, Any]]:
     """Check, then train every run of an experiment in turn; returns their records.
 
     Raises:
@@ -170,10 +218,19 @@ def run_experiment(experiment: Experiment, store: Store, *,
     batch = new_id()
     source = {"config": experiment.source, "overrides": experiment.overrides}
     emit = on_event or (lambda event: None)
-    emit({"type": "batch_start", "batch": batch, "total": len(experiment.runs),
-          "describe": experiment.describe()})
+    emit(
+        {
+            "type": "batch_start",
+            "batch": batch,
+            "total": len(experiment.runs),
+            "describe": experiment.describe(),
+        }
+    )
     records = []
     for spec in experiment.runs:
-        records.append(train_run(spec, datasets[_data_key(spec)], store, batch, source=source,
-                                 on_event=on_event))
+        records.append(
+            train_run(
+                spec, datasets[_data_key(spec)], store, batch, source=source, on_event=on_event
+            )
+        )
     return records

@@ -28,11 +28,17 @@ class WeightSnapshots(keras.callbacks.Callback):
         on_epoch: called with ``(epoch, logs)`` after each epoch is recorded.
     """
 
-    def __init__(self, writer: RunWriter, every: str | int,
-                 on_epoch: Callable[[int, dict[str, Any]], None] | None = None):
+    def __init__(
+        self,
+        writer: RunWriter,
+        every: str | int,
+        on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+    ):
         super().__init__()
         if not (every in ("epoch", "never") or (isinstance(every, int) and every >= 1)):
-            raise ValueError(f"`every` must be 'epoch', 'never' or an integer >= 1. Received: every={every}")
+            raise ValueError(
+                f"`every` must be 'epoch', 'never' or an integer >= 1. Received: every={every}"
+            )
         self.writer = writer
         self.every = every
         self.on_epoch = on_epoch
@@ -61,11 +67,20 @@ class WeightSnapshots(keras.callbacks.Callback):
         if epoch == 0:
             self.initial = arrays
         metrics = {k: float(v) for k, v in logs.items()}
-        bad_metric = next((k for k, v in metrics.items() if k == "loss" and not math.isfinite(v)), None)
+        bad_metric = next(
+            (k for k, v in metrics.items() if k == "loss" and not math.isfinite(v)), None
+        )
         bad_var = next((k for k, a in arrays.items() if not np.all(np.isfinite(a))), None)
-        row = {"epoch": epoch, **metrics, "weights": {
-            k: variable_stats(a, self.initial[k], None if self.previous is None else self.previous[k])
-            for k, a in arrays.items()}}
+        row = {
+            "epoch": epoch,
+            **metrics,
+            "weights": {
+                k: variable_stats(
+                    a, self.initial[k], None if self.previous is None else self.previous[k]
+                )
+                for k, a in arrays.items()
+            },
+        }
         self.writer.append_history(row)
         finite = bad_metric is None and bad_var is None
         if finite and self.every != "never":
@@ -74,8 +89,9 @@ class WeightSnapshots(keras.callbacks.Callback):
         self.snapshot_seconds += time.perf_counter() - start
         if not finite:
             self.diverged_at_epoch = epoch
-            self.nonfinite = (f"loss is {metrics['loss']}" if bad_metric
-                              else f"{bad_var} has non-finite values")
+            self.nonfinite = (
+                f"loss is {metrics['loss']}" if bad_metric else f"{bad_var} has non-finite values"
+            )
         return finite
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
