@@ -202,12 +202,10 @@ def test_compare_golden():
     console.print(render.comparison(compare.side_by_side(records), title="e: 2 runs"))
     expected = textwrap.dedent("""\
         e: 2 runs
-
-         run   use_bias  status       loss  val_loss    best@ep     mae  W/W0   |b|
-         ──────────────────────────────────────────────────────────────────────────
-         aaaa  true      completed  0.0123     0.013  0.0121@48  0.0876   1.2  2.85
-         bbbb  false     completed    1.83      1.72    1.83@50    1.07     3     -
-
+        run   use_bias  status       loss  val_loss    best@ep     mae  W/W0   |b|
+        ──────────────────────────────────────────────────────────────────────────
+        aaaa  true      completed  0.0123     0.013  0.0121@48  0.0876   1.2  2.85
+        bbbb  false     completed    1.83      1.72    1.83@50    1.07     3     -
         run = last 4 characters of the run id; best@ep = lowest loss and its epoch; W/W0
         = growth of the kernels' L2 norm since epoch 0; |b| = L2 norm of all biases
         • use_bias=false ends with 148× the loss of use_bias=true (1.83 vs 0.01235)
@@ -314,3 +312,33 @@ def test_store_option_beats_environment(tmp_path, store):
     assert "elsewhere" in out
     assert "No runs" in invoke("ls").output
     assert Path(other / "index.sqlite").exists()
+
+
+@pytest.mark.parametrize("width", [80, 100, 140])
+def test_ls_fits_the_terminal(store, width):
+    from rich.console import Console
+
+    recs = [
+        write_run(
+            store,
+            experiment="a-rather-long-experiment-name",
+            seed=s,
+            cell={"model.kernel_initializer": {"name": "random_normal", "stddev": 20.0}},
+        )
+        for s in range(2)
+    ]
+    recs.append(
+        write_run(
+            store, experiment="short", cell={"model.use_bias": False}, losses=[0.5, 0.25, 0.00857]
+        )
+    )
+    console = Console(width=width, record=True, color_system=None)
+    console.print(render.runs_list(store.select(), "store", width))
+    lines = console.export_text().splitlines()
+    assert all(len(line.rstrip()) <= width for line in lines)
+    text = "\n".join(lines)
+    for r in recs:
+        assert r["id"] in text, "ids are never cut: people type them"
+    assert "0.00857" in text and "completed" in text
+    header = next(line for line in lines if line.startswith("id"))
+    assert "seed" in header  # seeds differ, so the column stays

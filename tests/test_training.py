@@ -308,3 +308,21 @@ def test_cli_run_table_output(store_dir):
     assert result.exit_code == 0, result.output
     assert "bias-vs-no-bias: 2 runs: 2 model.use_bias" in result.output
     assert "use_bias" in result.output and "completed" in result.output
+
+
+def test_classification_on_bundled_iris(tmp_path, write_config):
+    """Integer labels, softmax output and the accuracy metric, end to end."""
+    path = write_config(
+        "data: {kind: sklearn, name: iris, standardize: true}\n"
+        "model:\n  layers:\n    - {units: 8, activation: relu}\n"
+        "    - {units: 3, activation: softmax, name: probs}\n"
+        "train: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy],"
+        " epochs: 3}\n"
+    )
+    from weightlab.training.runner import run_experiment
+
+    store = Store(tmp_path / "s")
+    (r,) = run_experiment(load_experiment(path), store)
+    assert r["status"] == "completed", r["error"]
+    assert 0 <= r["final"]["accuracy"] <= 1 and "val_accuracy" in r["final"]
+    assert store.snapshot(r["id"], 3)["probs/kernel"].shape == (8, 3)

@@ -132,7 +132,8 @@ def ls_(selectors: tuple[str, ...], store_path: str | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(render.as_json([{k: v for k, v in r.items() if k != "config"} for r in records]))
     else:
-        _out().print(render.runs_list(records, str(store.root)))
+        console = _out()
+        console.print(render.runs_list(records, str(store.root), console.width))
 
 
 @cli.command()

@@ -83,6 +83,7 @@ def _table(**kwargs: Any) -> Table:
         header_style="bold",
         title_justify="left",
         box=box.SIMPLE_HEAD,
+        show_edge=False,
         pad_edge=False,
         collapse_padding=True,
         **kwargs,
@@ -94,49 +95,70 @@ def as_json(obj: Any) -> str:
 
 
 def cell_text(cell: dict[str, Any]) -> str:
+    """``{"model.kernel_initializer": "zeros"}`` -> ``kernel_init=zeros``."""
     from weightlab.config import short_value
 
-    return ", ".join(f"{short_key(k)}={short_value(v)}" for k, v in cell.items())
+    return ", ".join(
+        f"{short_key(k).replace('_initializer', '_init')}={short_value(v)}" for k, v in cell.items()
+    )
 
 
 # ---- ls ------------------------------------------------------------------------------------------
 
 
-def runs_list(records: list[dict[str, Any]], store: str) -> RenderableType:
+def runs_list(records: list[dict[str, Any]], store: str, width: int = 80) -> RenderableType:
+    """The `ls` table, fitted to ``width``.
+
+    Columns that would repeat one value on every row (experiment, seed) move into the title, and
+    the start time is read from the id itself (``yymmdd-hhmmss`` UTC), so that the settings that
+    tell runs apart get the room.
+    """
     if not records:
         return Text(
             f"No runs in {store} yet. Start one: weightlab run configs/bias-vs-no-bias.yaml"
         )
-    experiments = sorted({r["experiment"] for r in records})
-    n = f"{len(records)} run{'s' if len(records) != 1 else ''}"
-    of = f" of {experiments[0]}" if len(experiments) == 1 else ""
-    table = _table(title=f"{n}{of} in {store}")
-    right: dict[str, Any] = {"justify": "right", "no_wrap": True}
-    table.add_column("id", no_wrap=True)
-    if not of:
-        table.add_column("experiment", min_width=10)
-    kw: dict[str, Any]
-    for col, kw in [
-        ("settings", {"min_width": 12}),
-        ("seed", right),
-        ("status", {"no_wrap": True}),
-        ("epochs", right),
-        ("loss", right),
-        ("started", right),
-    ]:
-        table.add_column(col, **kw)
+    rows = []
     for r in records:
         final = r.get("final") or {}
-        table.add_row(
-            r["id"],
-            *([] if of else [r["experiment"]]),
-            cell_text(r.get("cell") or {}),
-            num(r.get("seed")),
-            status(r["status"]),
-            f"{r.get('epochs_completed', 0)}/{r.get('epochs', '?')}",
-            num(final.get("loss"), 3),
-            ago(r.get("started_at")),
+        rows.append(
+            {
+                "id": r["id"],
+                "experiment": r["experiment"],
+                "settings": cell_text(r.get("cell") or {}),
+                "seed": num(r.get("seed")),
+                "status": r["status"],
+                "epochs": f"{r.get('epochs_completed', 0)}/{r.get('epochs', '?')}",
+                "loss": num(final.get("loss"), 3),
+            }
         )
+    title = f"{len(records)} run{'s' if len(records) != 1 else ''}"
+    columns = ["id", "experiment", "settings", "seed", "status", "epochs", "loss"]
+    for c, label in (("experiment", " of {}"), ("seed", ", seed {}")):
+        values = {row[c] for row in rows}
+        if len(values) == 1:
+            columns.remove(c)
+            title += label.format(values.pop())
+    title += f", in {store} (ids begin with the UTC start time)"
+    widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in columns}
+    flexible = [c for c in ("experiment", "settings") if c in columns]
+    spare = (
+        width - 1 - 2 * (len(columns) - 1) - sum(widths[c] for c in columns if c not in flexible)
+    )
+    if "experiment" in flexible:
+        widths["experiment"] = max(10, min(widths["experiment"], spare * 2 // 5))
+        spare -= widths["experiment"]
+    widths["settings"] = max(8, min(widths["settings"], spare))
+    table = _table(title=title)
+    for c in columns:
+        table.add_column(
+            c,
+            width=widths[c],
+            no_wrap=True,
+            overflow="ellipsis",
+            justify="right" if c in ("seed", "epochs", "loss") else "left",
+        )
+    for row in rows:
+        table.add_row(*[status(row[c]) if c == "status" else row[c] for c in columns])
     return table
 
 
