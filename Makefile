@@ -34,3 +34,7 @@ format: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+
+bench: venv
+	$(BIN)/python benchmarks/bench_startup.py
+	$(BIN)/python benchmarks/bench_snapshots.py

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # imported lazily: `show` and `compare` use the summaries, not numpy
+    import numpy as np
 
 
 def variable_stats(
     value: np.ndarray, initial: np.ndarray, previous: np.ndarray | None
 ) -> dict[str, Any]:
     """L2 norm, mean, std, min, max, L2 distance from epoch 0, L2 change since the last snapshot."""
+    import numpy as np
+
     v = value.astype(np.float64, copy=False)
     return {
         "l2": float(np.linalg.norm(v)),

@@ -1,0 +1,53 @@
+"""Wall time of the read commands on a small store (they must never import TensorFlow).
+
+Run: .venv/bin/python benchmarks/bench_startup.py   (or `make bench`)
+Prints the median of 7 runs of each command, in a fresh process each time.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def main() -> None:
+    from conftest import write_run  # the test suite's TensorFlow-free run writer
+
+    from weightlab.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "store")
+        for i in range(20):
+            write_run(store, batch=f"b{i // 2}", seed=i % 2, epochs=50,
+                      cell={"model.use_bias": bool(i % 2)})
+        env = {**os.environ, "WEIGHTLAB_STORE": str(store.root), "COLUMNS": "100"}
+        commands = {
+            "weightlab --help": ["--help"],
+            "weightlab ls": ["ls"],
+            "weightlab show latest": ["show", "latest"],
+            "weightlab compare": ["compare"],
+            "weightlab validate": ["validate", str(ROOT / "configs" / "initializers.yaml")],
+            "python -c pass (baseline)": None,
+        }
+        print(f"{'command (20 runs in the store)':<34} {'median s':>9} {'min s':>7}")
+        for label, args in commands.items():
+            argv = [sys.executable, "-c", "pass"] if args is None else [
+                sys.executable, "-m", "weightlab", *args]
+            times = []
+            for _ in range(7):
+                start = time.perf_counter()
+                subprocess.run(argv, env=env, check=True, capture_output=True)
+                times.append(time.perf_counter() - start)
+            print(f"{label:<34} {statistics.median(times):>9.3f} {min(times):>7.3f}")
+
+
+if __name__ == "__main__":
+    main()
