@@ -25,7 +25,7 @@ test-fast: venv
 	$(BIN)/python -m pytest -m "not keras"
 
 lint: venv
-	$(BIN)/ruff check weightlab tests
+	$(BIN)/ruff check weightlab tests benchmarks
 	$(BIN)/mypy weightlab
 
 format: venv

@@ -30,15 +30,21 @@ def main(repeats: int = 5) -> None:
         for _ in range(repeats):
             for label, every in variants.items():
                 exp = load_experiment(config, ["matrix={}", f"snapshots.every={every}"])
-                record, = run_experiment(exp, store)
+                (record,) = run_experiment(exp, store)
                 t = record["timing"]
                 fit[label].append(t["train_seconds"] + t["snapshot_seconds"])
                 snap[label].append(t["snapshot_seconds"])
-    print(f"{'variant (50 epochs, 800 samples)':<34} {'fit median s':>12} {'of it snapshots s':>18}")
+    print(
+        f"{'variant (50 epochs, 800 samples)':<34} {'fit median s':>12} {'of it snapshots s':>18}"
+    )
     for label in variants:
-        print(f"{label:<34} {statistics.median(fit[label]):>12.3f} "
-              f"{statistics.median(snap[label]):>18.3f}")
-    ratio = statistics.median(fit["snapshots every epoch"]) / statistics.median(fit["snapshots never"])
+        print(
+            f"{label:<34} {statistics.median(fit[label]):>12.3f} "
+            f"{statistics.median(snap[label]):>18.3f}"
+        )
+    ratio = statistics.median(fit["snapshots every epoch"]) / statistics.median(
+        fit["snapshots never"]
+    )
     print(f"ratio every-epoch / never: {ratio:.3f}")
 
 

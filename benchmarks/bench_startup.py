@@ -26,8 +26,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "store")
         for i in range(20):
-            write_run(store, batch=f"b{i // 2}", seed=i % 2, epochs=50,
-                      cell={"model.use_bias": bool(i % 2)})
+            write_run(
+                store,
+                batch=f"b{i // 2}",
+                seed=i % 2,
+                epochs=50,
+                cell={"model.use_bias": bool(i % 2)},
+            )
         env = {**os.environ, "WEIGHTLAB_STORE": str(store.root), "COLUMNS": "100"}
         commands = {
             "weightlab --help": ["--help"],
@@ -39,8 +44,11 @@ def main() -> None:
         }
         print(f"{'command (20 runs in the store)':<34} {'median s':>9} {'min s':>7}")
         for label, args in commands.items():
-            argv = [sys.executable, "-c", "pass"] if args is None else [
-                sys.executable, "-m", "weightlab", *args]
+            argv = (
+                [sys.executable, "-c", "pass"]
+                if args is None
+                else [sys.executable, "-m", "weightlab", *args]
+            )
             times = []
             for _ in range(7):
                 start = time.perf_counter()
