@@ -1644,13 +1644,8 @@ def test_yamlio_dump_round_trips() -> None:
     assert yaml.safe_load(text) == data
 
 
-def test_yamlio_iter_paths_and_dotted() -> None:
+def test_yamlio_dotted() -> None:
     assert yamlio.dotted(("model", "layers", 0, "units")) == "model.layers.0.units"
-    assert list(yamlio.iter_paths({"a": {"b": 1, "c": [1, 2]}, "d": {}})) == [
-        (("a", "b"), 1),
-        (("a", "c"), [1, 2]),
-        (("d",), {}),
-    ]
 
 
 # ---- the shipped configs -------------------------------------------------------------------------

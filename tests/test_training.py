@@ -326,3 +326,24 @@ def test_classification_on_bundled_iris(tmp_path, write_config):
     assert r["status"] == "completed", r["error"]
     assert 0 <= r["final"]["accuracy"] <= 1 and "val_accuracy" in r["final"]
     assert store.snapshot(r["id"], 3)["probs/kernel"].shape == (8, 3)
+
+
+def test_interrupt_marks_the_run_and_keeps_its_snapshots(tmp_path):
+    """Ctrl-C in the middle of training: status interrupted, completed epochs stay readable."""
+    from weightlab.training.runner import run_experiment
+
+    store = Store(tmp_path / "s")
+
+    def stop_after_two(event):
+        if event["type"] == "epoch" and event["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    exp = load_experiment(CONFIGS / "linear-regression.yaml", TINY[:1] + ["train.epochs=5"])
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(exp, store, on_event=stop_after_two)
+    r = store.get("latest")
+    assert r["status"] == "interrupted" and r["epochs_completed"] == 2
+    assert r["finished_at"] is not None
+    assert store.snapshot_epochs(r["id"]) == [0, 1, 2]
+    assert [row["epoch"] for row in store.history(r["id"])] == [0, 1, 2]
+    assert store.select()[0]["status"] == "interrupted", "the index agrees"

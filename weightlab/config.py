@@ -26,7 +26,6 @@ from weightlab.yamlio import Path, dotted
 REQUIRED = object()
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")  # bundled with sklearn
 DATA_KINDS = ("linear", "blobs", "xor", "moons", "circles", "sklearn", "csv", "npz")
-KERAS_KINDS = ("initializer", "optimizer", "loss", "metric", "activation")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -196,7 +195,6 @@ def keras_ref(kind: str) -> Callable[[Any], Any]:
             f"expected a Keras {kind}: a name such as {_EXAMPLES[kind]!r}, or a mapping; {_got(v)}"
         )
 
-    check.keras_kind = kind  # type: ignore[attr-defined]
     return check
 
 

@@ -245,6 +245,7 @@ def run_detail(detail: dict[str, Any], config: dict[str, Any]) -> RenderableType
     if r.get("cell"):
         head.add_row("settings", cell_text(r["cell"]))
     head.add_row("seed", str(r["seed"]))
+    head.add_row("started", f"{when(r.get('started_at'))} (local time), pid {r.get('pid')}")
     head.add_row("model", model_text(config))
     head.add_row("train", train_text(config))
     info = r.get("data") or {}

@@ -8,7 +8,6 @@ booleans, and silently keeps the last of two duplicate keys. weightlab follows Y
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -177,15 +176,6 @@ def _yaml_problem(e: yaml.MarkedYAMLError, source: str) -> Problem:
     if e.context and e.context_mark and mark and e.context_mark.line != mark.line:
         problem += f" ({e.context} started on line {e.context_mark.line + 1})"
     return Problem(where, "", f"not valid YAML: {problem}")
-
-
-def iter_paths(data: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
-    """Yield ``(path, value)`` for every leaf of nested dicts (lists are leaves)."""
-    if isinstance(data, dict) and data:
-        for k, v in data.items():
-            yield from iter_paths(v, (*path, k))
-    else:
-        yield path, data
 
 
 def dump(data: Any) -> str:
