@@ -342,3 +342,37 @@ def test_ls_fits_the_terminal(store, width):
     assert "0.00857" in text and "completed" in text
     header = next(line for line in lines if line.startswith("id"))
     assert "seed" in header  # seeds differ, so the column stays
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_compare_never_silently_drops_columns(store, width):
+    """Too narrow: the least important numbers are left out, and the output says which."""
+    from rich.console import Console
+
+    for init in ("glorot_uniform", "he_normal"):
+        for bias in (True, False):
+            write_run(
+                store,
+                batch="b",
+                use_bias=bias,
+                cell={"model.kernel_initializer": init, "model.use_bias": bias},
+                losses=[1.0, 0.5, 0.7],
+            )
+    console = Console(width=width, record=True, color_system=None)
+    result = compare.side_by_side(store.select([], default="latest-batch"))
+    console.print(render.comparison(result, width=width))
+    text = console.export_text()
+    assert all(len(line.rstrip()) <= width for line in text.splitlines())
+    header = text.splitlines()[0].split()
+    assert header[0] == "run" and header[3] == "status"
+    assert set(header[1:3]) == {"kernel_initializer", "use_bias"}, "settings are never dropped"
+    expected = ["loss", "best@ep", "mae", "W/W0", "|b|"]  # the written runs have no val_loss
+    missing = [c for c in expected if c not in header]
+    assert bool(missing) == (width < 80)
+    if missing:
+        # Dropped least important first: metrics, then best@ep, then the weight columns.
+        order = ["mae", "best@ep", "W/W0", "|b|"][: len(missing)]
+        assert set(missing) == set(order)
+        assert f"not shown for lack of width: {', '.join(order)}" in " ".join(text.split())
+    else:
+        assert "not shown" not in text

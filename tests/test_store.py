@@ -108,7 +108,7 @@ def test_ambiguous_prefix_names_candidates(store):
     write_run(store)
     write_run(store)
     prefix = store.select()[0]["id"][:2]
-    with pytest.raises(RunNotFound, match=r"matches 2 runs .*give a longer id prefix"):
+    with pytest.raises(RunNotFound, match=r"matches 2 runs .*give one run id or a longer prefix"):
         store.get(prefix)
 
 
@@ -170,3 +170,13 @@ def test_store_object_touches_nothing(tmp_path):
     s = Store(tmp_path / "nothing")
     assert s.select() == []
     assert not (tmp_path / "nothing").exists()
+
+
+def test_unwritable_store_is_a_clear_error(tmp_path):
+    from weightlab.errors import StoreError
+    from weightlab.store import RunWriter
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match=r"cannot write runs into .*file/store"):
+        RunWriter(Store(blocker / "store"), {"id": None}, {}, "")

@@ -96,7 +96,9 @@ def run(
     else:
         selected = store.select([records[0]["batch"]])
         result = compare.side_by_side(selected)
-        _out().print(render.comparison(result, title=f"{experiment.name}: {experiment.describe()}"))
+        console = _out()
+        title = f"{experiment.name}: {experiment.describe()}"
+        console.print(render.comparison(result, title=title, width=console.width))
     if any(r["status"] == "failed" for r in records):
         sys.exit(1)
 
@@ -156,7 +158,8 @@ def show(run_selector: str, every: int, store_path: str | None, fmt: str) -> Non
     if fmt == "json":
         click.echo(render.as_json({"run": record, "config": config, "history": history}))
         return
-    _out().print(render.run_detail(compare.show(record, history, every), config))
+    console = _out()
+    console.print(render.run_detail(compare.show(record, history, every), config, console.width))
 
 
 @cli.command(name="compare")
@@ -174,7 +177,8 @@ def compare_(selectors: tuple[str, ...], all_keys: bool, store_path: str | None,
     if fmt == "json":
         click.echo(render.as_json(result))
     else:
-        _out().print(render.comparison(result))
+        console = _out()
+        console.print(render.comparison(result, width=console.width))
 
 
 @cli.command()

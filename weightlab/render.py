@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -90,6 +91,84 @@ def _table(**kwargs: Any) -> Table:
     )
 
 
+@dataclass
+class Col:
+    """One column of a fitted table: header, cells, and how it may give way when space is short.
+
+    ``flex`` columns (free text such as settings) shrink with an ellipsis down to ``min_width``;
+    when the table still does not fit, columns are dropped, lowest ``keep`` first.
+    """
+
+    header: str
+    cells: list[str | Text]
+    right: bool = False
+    flex: bool = False
+    keep: int = 9
+    min_width: int = 8
+
+    @property
+    def natural(self) -> int:
+        widths = [len(line) for line in self.header.split("\n")]
+        widths += [len(c.plain if isinstance(c, Text) else c) for c in self.cells]
+        return max(widths)
+
+
+def fitted_table(
+    columns: list[Col],
+    width: int,
+    title: str | None = None,
+) -> tuple[Table, list[str]]:
+    """A table of ``columns`` no wider than ``width``; returns it and the headers left out.
+
+    Rich, given a table that cannot fit, silently squeezes or drops columns; here the choice is
+    explicit: shrink free text first, then leave out the least important numbers, and say so.
+    """
+    cols = list(columns)
+    dropped: list[str] = []
+
+    def total(widths: dict[int, int]) -> int:
+        return sum(widths.values()) + 2 * (len(widths) - 1)
+
+    while True:
+        widths = {i: c.natural for i, c in enumerate(cols)}
+        excess = total(widths) - width
+        for i, c in enumerate(cols):
+            if excess <= 0:
+                break
+            if c.flex:
+                floor = min(widths[i], max(c.min_width, len(c.header)))
+                give = min(widths[i] - floor, excess)
+                widths[i] -= give
+                excess -= give
+        if excess <= 0 or not any(c.keep < 9 for c in cols):
+            break
+        victim = min((c for c in cols if c.keep < 9), key=lambda c: c.keep)
+        dropped.append(victim.header.replace("\n", " "))
+        cols.remove(victim)
+    table = _table(title=title)
+    for i, c in enumerate(cols):
+        table.add_column(
+            c.header,
+            width=widths[i],
+            no_wrap=True,
+            overflow="ellipsis",
+            justify="right" if c.right else "left",
+        )
+    for r in range(len(cols[0].cells) if cols else 0):
+        table.add_row(*[c.cells[r] for c in cols])
+    return table, dropped
+
+
+def hidden_note(dropped: list[str]) -> Text | None:
+    if not dropped:
+        return None
+    return Text(
+        f"not shown for lack of width: {', '.join(dropped)} (widen the terminal, or "
+        "use --format json)",
+        style="dim",
+    )
+
+
 def as_json(obj: Any) -> str:
     return jsonio.dumps(obj, indent=2)
 
@@ -111,62 +190,56 @@ def runs_list(records: list[dict[str, Any]], store: str, width: int = 80) -> Ren
 
     Columns that would repeat one value on every row (experiment, seed) move into the title, and
     the start time is read from the id itself (``yymmdd-hhmmss`` UTC), so that the settings that
-    tell runs apart get the room.
+    tell runs apart get the room. Ids are never cut: people type them.
     """
     if not records:
         return Text(
             f"No runs in {store} yet. Start one: weightlab run configs/bias-vs-no-bias.yaml"
         )
-    rows = []
-    for r in records:
-        final = r.get("final") or {}
-        rows.append(
-            {
-                "id": r["id"],
-                "experiment": r["experiment"],
-                "settings": cell_text(r.get("cell") or {}),
-                "seed": num(r.get("seed")),
-                "status": r["status"],
-                "epochs": f"{r.get('epochs_completed', 0)}/{r.get('epochs', '?')}",
-                "loss": num(final.get("loss"), 3),
-            }
-        )
     title = f"{len(records)} run{'s' if len(records) != 1 else ''}"
-    columns = ["id", "experiment", "settings", "seed", "status", "epochs", "loss"]
-    for c, label in (("experiment", " of {}"), ("seed", ", seed {}")):
-        values = {row[c] for row in rows}
-        if len(values) == 1:
-            columns.remove(c)
-            title += label.format(values.pop())
-    title += f", in {store} (ids begin with the UTC start time)"
-    widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in columns}
-    flexible = [c for c in ("experiment", "settings") if c in columns]
-    spare = (
-        width - 1 - 2 * (len(columns) - 1) - sum(widths[c] for c in columns if c not in flexible)
+    cols = [Col("id", [r["id"] for r in records])]
+    for header, values, label in (
+        ("experiment", [r["experiment"] for r in records], " of {}"),
+        ("seed", [num(r.get("seed")) for r in records], ", seed {}"),
+    ):
+        if len(set(values)) == 1:
+            title += label.format(values[0])
+        elif header == "experiment":
+            cols.append(Col(header, list(values), flex=True, min_width=10))
+        else:
+            cols.append(Col(header, list(values), right=True, keep=3))
+    cols.insert(
+        2 if len(cols) > 1 and cols[1].header == "experiment" else 1,
+        Col("settings", [cell_text(r.get("cell") or {}) for r in records], flex=True),
     )
-    if "experiment" in flexible:
-        widths["experiment"] = max(10, min(widths["experiment"], spare * 2 // 5))
-        spare -= widths["experiment"]
-    widths["settings"] = max(8, min(widths["settings"], spare))
-    table = _table(title=title)
-    for c in columns:
-        table.add_column(
-            c,
-            width=widths[c],
-            no_wrap=True,
-            overflow="ellipsis",
-            justify="right" if c in ("seed", "epochs", "loss") else "left",
+    cols.append(Col("status", [status(r["status"]) for r in records]))
+    cols.append(
+        Col(
+            "epochs",
+            [f"{r.get('epochs_completed', 0)}/{r.get('epochs', '?')}" for r in records],
+            right=True,
+            keep=2,
         )
-    for row in rows:
-        table.add_row(*[status(row[c]) if c == "status" else row[c] for c in columns])
-    return table
+    )
+    cols.append(
+        Col(
+            "loss",
+            [num((r.get("final") or {}).get("loss"), 3) for r in records],
+            right=True,
+            keep=4,
+        )
+    )
+    title += f", in {store} (ids begin with the UTC start time)"
+    table, dropped = fitted_table(cols, width, title)
+    note = hidden_note(dropped)
+    return Group(table, note) if note else table
 
 
 # ---- compare / run summary -----------------------------------------------------------------------
 
 
-def comparison(result: dict[str, Any], title: str = "") -> RenderableType:
-    """The side-by-side table; narrow enough for 80 columns with a couple of differing keys."""
+def comparison(result: dict[str, Any], title: str = "", width: int = 80) -> RenderableType:
+    """The side-by-side table fitted to ``width``; columns that only repeat another are left out."""
     keys = result["keys"]
     rows = result["runs"]
     metric_names: list[str] = []
@@ -174,62 +247,57 @@ def comparison(result: dict[str, Any], title: str = "") -> RenderableType:
         metric_names += [
             m for m in row["metrics"] if m not in metric_names and not m.startswith("val_")
         ]
-    show_epochs = any(r["epochs"] != r["of_epochs"] for r in rows)
-    # Columns that would only repeat another one are left out, to stay within 80 columns.
     show_best = any(r["best_epoch"] not in (None, r["epochs"]) for r in rows)
     show_val = any(r["val_loss"] is not None for r in rows)
-    table = _table(title=title or None)
-    table.add_column("run", no_wrap=True)
-    for k in keys:
-        table.add_column(short_key(k), no_wrap=True, max_width=18, overflow="ellipsis")
-    table.add_column("status", no_wrap=True)
-    if show_epochs:
-        table.add_column("epochs", justify="right")
-    numbers = [
-        "loss",
-        *(["val_loss"] if show_val else []),
-        *(["best@ep"] if show_best else []),
-        *metric_names,
-        "W/W0",
-        "|b|",
-    ]
-    for name in numbers:
-        table.add_column(name, justify="right", no_wrap=True)
-    for row in rows:
-        state = status(row["status"])
+
+    def state(row: dict[str, Any]) -> Text:
+        text = row["status"]
         if row["status"] == "diverged":
-            state = Text(f"diverged@{row['diverged_at_epoch']}", style=STATUS_STYLE["diverged"])
-        best = (
+            text = f"diverged@{row['diverged_at_epoch']}"
+        elif row["epochs"] != row["of_epochs"]:
+            text = f"{text}@{row['epochs']}/{row['of_epochs']}"
+        return Text(text, style=STATUS_STYLE.get(row["status"], ""))
+
+    def best(row: dict[str, Any]) -> str:
+        return (
             "-" if row["best_loss"] is None else f"{num(row['best_loss'], 3)}@{row['best_epoch']}"
         )
-        table.add_row(
-            row["id"][-4:] if len(rows) > 1 else row["id"],
-            *[row["settings"][k] for k in keys],
-            state,
-            *([f"{row['epochs']}/{row['of_epochs']}"] if show_epochs else []),
-            num(row["loss"], 3),
-            *([num(row["val_loss"], 3)] if show_val else []),
-            *([best] if show_best else []),
-            *[num(row["metrics"].get(m), 3) for m in metric_names],
-            num(row["kernel_growth"], 3),
-            num(row["bias_norm"], 3),
-        )
+
+    cols = [Col("run", [r["id"][-4:] if len(rows) > 1 else r["id"] for r in rows])]
+    cols += [Col(short_key(k), [r["settings"][k] for r in rows], flex=True) for k in keys]
+    cols.append(Col("status", [state(r) for r in rows]))
+    cols.append(Col("loss", [num(r["loss"], 3) for r in rows], right=True))
+    if show_val:
+        cols.append(Col("val_loss", [num(r["val_loss"], 3) for r in rows], right=True, keep=3))
+    if show_best:
+        cols.append(Col("best@ep", [best(r) for r in rows], right=True, keep=2))
+    cols += [
+        Col(m, [num(r["metrics"].get(m), 3) for r in rows], right=True, keep=1)
+        for m in metric_names
+    ]
+    cols.append(Col("W/W0", [num(r["kernel_growth"], 3) for r in rows], right=True, keep=4))
+    cols.append(Col("|b|", [num(r["bias_norm"], 3) for r in rows], right=True, keep=5))
+    table, dropped = fitted_table(cols, width, title or None)
+    shown = {c.header for c in cols} - set(dropped)
+    legend = [
+        "run = last 4 characters of the run id" if len(rows) > 1 else "",
+        "best@ep = lowest loss and its epoch" if "best@ep" in shown else "",
+        "W/W0 = growth of the kernels' L2 norm since epoch 0" if "W/W0" in shown else "",
+        "|b| = L2 norm of all biases" if "|b|" in shown else "",
+    ]
     parts: list[RenderableType] = [table]
-    legend = (
-        "best@ep = lowest loss and its epoch; " if show_best else ""
-    ) + "W/W0 = growth of the kernels' L2 norm since epoch 0; |b| = L2 norm of all biases"
-    if len(rows) > 1:
-        legend = "run = last 4 characters of the run id; " + legend
-    parts.append(Text(legend, style="dim"))
-    for f in result["findings"]:
-        parts.append(Text("• " + f))
+    note = hidden_note(dropped)
+    if note:
+        parts.append(note)
+    parts.append(Text("; ".join(x for x in legend if x), style="dim"))
+    parts += [Text("• " + f) for f in result["findings"]]
     return Group(*parts)
 
 
 # ---- show ----------------------------------------------------------------------------------------
 
 
-def run_detail(detail: dict[str, Any], config: dict[str, Any]) -> RenderableType:
+def run_detail(detail: dict[str, Any], config: dict[str, Any], width: int = 80) -> RenderableType:
     r = detail["run"]
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
@@ -267,29 +335,31 @@ def run_detail(detail: dict[str, Any], config: dict[str, Any]) -> RenderableType
     if r.get("error"):
         head.add_row("error", Text(r["error"], style="red"))
 
-    table = _table()
-    table.add_column("epoch", justify="right")
+    epochs = detail["epochs"]
+    cols = [Col("epoch", [str(e["epoch"]) for e in epochs], right=True)]
     for m in detail["metrics"]:
-        table.add_column(m, justify="right")
+        # The loss matters most; validation and other metrics give way first.
+        keep = 9 if m == "loss" else 3 if m == "val_loss" else 1
+        cols.append(Col(m, [num(e["metrics"].get(m)) for e in epochs], right=True, keep=keep))
     for v in detail["variables"]:
         layer, var = v.rsplit("/", 1)
-        table.add_column(f"{layer}\n|{'W' if var == 'kernel' else var}|", justify="right")
-    table.add_column("dist\ninit", justify="right")
-    table.add_column("change", justify="right")
-    for row in detail["epochs"]:
-        table.add_row(
-            str(row["epoch"]),
-            *[num(row["metrics"].get(m)) for m in detail["metrics"]],
-            *[num(row["norms"].get(v)) for v in detail["variables"]],
-            num(row["dist_init"]),
-            num(row["delta"]),
+        header = f"{layer}\n|{'W' if var == 'kernel' else var}|"
+        cols.append(Col(header, [num(e["norms"].get(v)) for e in epochs], right=True, keep=4))
+    cols.append(Col("dist\ninit", [num(e["dist_init"]) for e in epochs], right=True, keep=6))
+    cols.append(Col("change", [num(e["delta"]) for e in epochs], right=True, keep=5))
+    table, dropped = fitted_table(cols, width)
+    parts: list[RenderableType] = [head, Text(""), table]
+    note = hidden_note(dropped)
+    if note:
+        parts.append(note)
+    parts.append(
+        Text(
+            "|W|, |bias| = L2 norm of the layer's kernel / bias; dist init = L2 distance of "
+            "all weights from epoch 0; change = L2 change since the previous epoch",
+            style="dim",
         )
-    note = Text(
-        "|W|, |bias| = L2 norm of the layer's kernel / bias; dist init = L2 distance of "
-        "all weights from epoch 0; change = L2 change since the previous epoch",
-        style="dim",
     )
-    return Group(head, Text(""), table, note)
+    return Group(*parts)
 
 
 def model_text(config: dict[str, Any]) -> str:

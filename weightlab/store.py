@@ -139,7 +139,10 @@ class Store:
 
     def index_run(self, record: dict[str, Any], flat_config: dict[str, Any]) -> None:
         """Write one run's record into the index (called by the writer at each status change)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the store {self.root}: {e.strerror or e}") from None
         with self._db(write=True) as con:
             self._upsert(con, record, flat_config)
 
@@ -266,7 +269,8 @@ class Store:
             ids = ", ".join(r["id"] for r in found[:5])
             more = f" and {len(found) - 5} more" if len(found) > 5 else ""
             raise RunNotFound(
-                f"{selector!r} matches {len(found)} runs ({ids}{more}); give a longer id prefix"
+                f"{selector!r} matches {len(found)} runs ({ids}{more}); give one run id or a "
+                f"longer prefix (`weightlab ls {selector}` lists them)"
             )
         return self.record(found[0]["id"])
 
@@ -335,22 +339,27 @@ class RunWriter:
         self.store = store
         self.record = record
         self.flat = flatten(config)
+        try:
+            self.dir = self._allocate(store)
+            record["id"] = self.dir.name
+            (self.dir / "snapshots").mkdir()
+            jsonio.atomic_write_bytes(self.dir / "config.yaml", config_text.encode())
+            self._history = (self.dir / "history.jsonl").open("a", encoding="utf-8")
+        except OSError as e:
+            raise StoreError(f"cannot write runs into {store.root}: {e.strerror or e}") from None
+        self.save()
+
+    @staticmethod
+    def _allocate(store: Store) -> Path:
         store.runs_dir.mkdir(parents=True, exist_ok=True)
         for _ in range(100):
-            run_id = new_id()
+            path = store.runs_dir / new_id()
             try:
-                (store.runs_dir / run_id).mkdir()
-                break
+                path.mkdir()
+                return path
             except FileExistsError:
                 continue
-        else:  # pragma: no cover - 65536 ids per second
-            raise StoreError("could not allocate a run id")
-        record["id"] = run_id
-        self.dir = store.run_dir(run_id)
-        (self.dir / "snapshots").mkdir()
-        jsonio.atomic_write_bytes(self.dir / "config.yaml", config_text.encode())
-        self._history = (self.dir / "history.jsonl").open("a", encoding="utf-8")
-        self.save()
+        raise StoreError("could not allocate a run id")  # pragma: no cover - 65536 per second
 
     @property
     def id(self) -> str:

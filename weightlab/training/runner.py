@@ -20,7 +20,7 @@ from weightlab.errors import ConfigError, DataError, Problem
 from weightlab.store import RunWriter, Store, new_id, now_iso
 from weightlab.training import keras_names
 from weightlab.training.model import build, compile_model
-from weightlab.training.snapshots import WeightSnapshots
+from weightlab.training.snapshots import WeightSnapshots, snapshot_callback
 
 Event = dict[str, Any]
 OnEvent = Callable[[Event], None]
@@ -150,7 +150,7 @@ def train_run(
         def on_epoch(epoch: int, logs: dict[str, Any]) -> None:
             emit({"type": "epoch", "run": record, "epoch": epoch, "logs": logs})
 
-        snap = WeightSnapshots(writer, cfg["snapshots"]["every"], on_epoch)
+        snap = snapshot_callback(writer, cfg["snapshots"]["every"], on_epoch)
         train, validation = feed(dataset, cfg["train"], spec.seed)
         fit_start = time.perf_counter()
         model.fit(

@@ -97,15 +97,6 @@ class WeightSnapshots(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.record(0, {})
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.steps += 1
-        if isinstance(self.every, int) and self.steps % self.every == 0:
-            start = time.perf_counter()
-            arrays = self._arrays()
-            if all(np.all(np.isfinite(a)) for a in arrays.values()):
-                self._write(f"step-{self.steps:08d}.npz", arrays)
-            self.snapshot_seconds += time.perf_counter() - start
-
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         self.last_logs = {k: float(v) for k, v in logs.items()}
@@ -115,3 +106,30 @@ class WeightSnapshots(keras.callbacks.Callback):
             self.on_epoch(epoch + 1, self.last_logs)
         if not finite:
             self.model.stop_training = True
+
+
+class BatchWeightSnapshots(WeightSnapshots):
+    """:class:`WeightSnapshots` plus one snapshot every ``every`` batches (``step-XXXXXXXX.npz``).
+
+    A separate class because defining a batch hook at all makes Keras call it synchronously after
+    every step; runs that snapshot per epoch should not pay for that.
+    """
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.steps += 1
+        if isinstance(self.every, int) and self.steps % self.every == 0:
+            start = time.perf_counter()
+            arrays = self._arrays()
+            if all(np.all(np.isfinite(a)) for a in arrays.values()):
+                self._write(f"step-{self.steps:08d}.npz", arrays)
+            self.snapshot_seconds += time.perf_counter() - start
+
+
+def snapshot_callback(
+    writer: RunWriter,
+    every: str | int,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+) -> WeightSnapshots:
+    """The snapshot callback for ``snapshots.every``."""
+    cls = BatchWeightSnapshots if isinstance(every, int) else WeightSnapshots
+    return cls(writer, every, on_epoch)
