@@ -202,12 +202,12 @@ def test_compare_golden():
     console.print(render.comparison(compare.side_by_side(records), title="e: 2 runs"))
     expected = textwrap.dedent("""\
         e: 2 runs
-        run   use_bias  status       loss  val_loss    best@ep     mae  W/W0   |b|
-        ──────────────────────────────────────────────────────────────────────────
-        aaaa  true      completed  0.0123     0.013  0.0121@48  0.0876   1.2  2.85
-        bbbb  false     completed    1.83      1.72    1.83@50    1.07     3     -
-        run = last 4 characters of the run id; best@ep = lowest loss and its epoch; W/W0
-        = growth of the kernels' L2 norm since epoch 0; |b| = L2 norm of all biases
+        run   use_bias  status       loss  val_loss    best@ep     mae  |W|  W/W0   |b|
+        ───────────────────────────────────────────────────────────────────────────────
+        aaaa  true      completed  0.0123     0.013  0.0121@48  0.0876    3   1.2  2.85
+        bbbb  false     completed    1.83      1.72    1.83@50    1.07  7.5     3     -
+        run = last 4 characters of the run id; best@ep = lowest loss and its epoch; |W|,
+        |b| = L2 norm of all kernels, of all biases; W/W0 = |W| / |W| at epoch 0
         • use_bias=false ends with 148× the loss of use_bias=true (1.83 vs 0.01235)
         """)
     got = "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
@@ -365,13 +365,13 @@ def test_compare_never_silently_drops_columns(store, width):
     assert all(len(line.rstrip()) <= width for line in text.splitlines())
     header = text.splitlines()[0].split()
     assert header[0] == "run" and header[3] == "status"
-    assert set(header[1:3]) == {"kernel_initializer", "use_bias"}, "settings are never dropped"
-    expected = ["loss", "best@ep", "mae", "W/W0", "|b|"]  # the written runs have no val_loss
+    assert set(header[1:3]) == {"kernel_init", "use_bias"}, "settings are never dropped"
+    expected = ["loss", "best@ep", "mae", "|W|", "W/W0", "|b|"]  # the runs have no val_loss
     missing = [c for c in expected if c not in header]
     assert bool(missing) == (width < 80)
     if missing:
         # Dropped least important first: metrics, then best@ep, then the weight columns.
-        order = ["mae", "best@ep", "W/W0", "|b|"][: len(missing)]
+        order = ["mae", "best@ep", "W/W0", "|W|", "|b|"][: len(missing)]
         assert set(missing) == set(order)
         assert f"not shown for lack of width: {', '.join(order)}" in " ".join(text.split())
     else:

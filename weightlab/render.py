@@ -173,13 +173,16 @@ def as_json(obj: Any) -> str:
     return jsonio.dumps(obj, indent=2)
 
 
+def short_setting(key: str) -> str:
+    """``model.kernel_initializer`` -> ``kernel_init``: a column header or a label for a setting."""
+    return short_key(key).replace("_initializer", "_init")
+
+
 def cell_text(cell: dict[str, Any]) -> str:
     """``{"model.kernel_initializer": "zeros"}`` -> ``kernel_init=zeros``."""
     from weightlab.config import short_value
 
-    return ", ".join(
-        f"{short_key(k).replace('_initializer', '_init')}={short_value(v)}" for k, v in cell.items()
-    )
+    return ", ".join(f"{short_setting(k)}={short_value(v)}" for k, v in cell.items())
 
 
 # ---- ls ------------------------------------------------------------------------------------------
@@ -264,7 +267,7 @@ def comparison(result: dict[str, Any], title: str = "", width: int = 80) -> Rend
         )
 
     cols = [Col("run", [r["id"][-4:] if len(rows) > 1 else r["id"] for r in rows])]
-    cols += [Col(short_key(k), [r["settings"][k] for r in rows], flex=True) for k in keys]
+    cols += [Col(short_setting(k), [r["settings"][k] for r in rows], flex=True) for k in keys]
     cols.append(Col("status", [state(r) for r in rows]))
     cols.append(Col("loss", [num(r["loss"], 3) for r in rows], right=True))
     if show_val:
@@ -275,6 +278,7 @@ def comparison(result: dict[str, Any], title: str = "", width: int = 80) -> Rend
         Col(m, [num(r["metrics"].get(m), 3) for r in rows], right=True, keep=1)
         for m in metric_names
     ]
+    cols.append(Col("|W|", [num(r["kernel_norm"], 3) for r in rows], right=True, keep=5))
     cols.append(Col("W/W0", [num(r["kernel_growth"], 3) for r in rows], right=True, keep=4))
     cols.append(Col("|b|", [num(r["bias_norm"], 3) for r in rows], right=True, keep=5))
     table, dropped = fitted_table(cols, width, title or None)
@@ -282,8 +286,8 @@ def comparison(result: dict[str, Any], title: str = "", width: int = 80) -> Rend
     legend = [
         "run = last 4 characters of the run id" if len(rows) > 1 else "",
         "best@ep = lowest loss and its epoch" if "best@ep" in shown else "",
-        "W/W0 = growth of the kernels' L2 norm since epoch 0" if "W/W0" in shown else "",
-        "|b| = L2 norm of all biases" if "|b|" in shown else "",
+        "|W|, |b| = L2 norm of all kernels, of all biases" if "|W|" in shown else "",
+        "W/W0 = |W| / |W| at epoch 0" if "W/W0" in shown else "",
     ]
     parts: list[RenderableType] = [table]
     note = hidden_note(dropped)
