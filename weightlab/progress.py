@@ -29,10 +29,15 @@ class RunProgress:
         )
         self.total = 0
         self.sweep: Any = None
+        self.loading: Any = None
         self.current: Any = None
 
     def __enter__(self) -> RunProgress:
         self.progress.__enter__()
+        # Importing TensorFlow and checking Keras names takes seconds: say so instead of nothing.
+        self.loading = self.progress.add_task(
+            "loading TensorFlow, checking Keras names and data", total=None, loss=""
+        )
         return self
 
     def __exit__(
@@ -46,6 +51,7 @@ class RunProgress:
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "batch_start":
+            self.progress.remove_task(self.loading)
             self.total = event["total"]
             if self.enabled:
                 self.console.print(
