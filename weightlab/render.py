@@ -64,21 +64,6 @@ def when(iso: str | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def ago(iso: str | None, now: datetime | None = None) -> str:
-    """``2026-11-29T08:33:35Z`` -> ``3m ago`` (``now`` for tests)."""
-    if not iso:
-        return "-"
-    try:
-        then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return iso
-    seconds = ((now or datetime.now(then.tzinfo)) - then).total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit} ago"
-    return "just now"
-
-
 def _table(**kwargs: Any) -> Table:
     return Table(
         header_style="bold",
