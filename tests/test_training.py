@@ -343,7 +343,7 @@ def test_interrupt_marks_the_run_and_keeps_its_snapshots(tmp_path):
         run_experiment(exp, store, on_event=stop_after_two)
     r = store.get("latest")
     assert r["status"] == "interrupted" and r["epochs_completed"] == 2
-    assert r["finished_at"] is not None
+    assert r["finished_at"] is not None and r["timing"]["train_seconds"] > 0
     assert store.snapshot_epochs(r["id"]) == [0, 1, 2]
     assert [row["epoch"] for row in store.history(r["id"])] == [0, 1, 2]
     assert store.select()[0]["status"] == "interrupted", "the index agrees"

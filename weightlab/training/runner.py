@@ -142,6 +142,7 @@ def train_run(
     emit({"type": "run_start", "run": record})
     t0 = time.perf_counter()
     snap: WeightSnapshots | None = None
+    fit_start: float | None = None
     try:
         set_determinism(spec.seed)
         model = build(cfg["model"], dataset.features)
@@ -161,8 +162,6 @@ def train_run(
             callbacks=[snap],
             verbose=0,
         )  # the pipeline shuffles
-        fit_seconds = time.perf_counter() - fit_start
-        record["timing"]["train_seconds"] = round(fit_seconds - snap.snapshot_seconds, 4)
         if snap.diverged_at_epoch is not None:
             record["status"] = "diverged"
             record["diverged_at_epoch"] = snap.diverged_at_epoch
@@ -179,6 +178,9 @@ def train_run(
     finally:
         writer.close()
         if snap is not None:
+            if fit_start is not None:  # also for an interrupted or failed fit
+                fit_seconds = time.perf_counter() - fit_start
+                record["timing"]["train_seconds"] = round(fit_seconds - snap.snapshot_seconds, 4)
             record["epochs_completed"] = snap.epochs_completed
             record["final"] = snap.last_logs
             record["timing"]["snapshot_seconds"] = round(snap.snapshot_seconds, 4)
