@@ -61,8 +61,8 @@ def write_run(
     """
     import numpy as np
 
-    from weightlab import stats, yamlio
-    from weightlab.store import RunWriter, now_iso, snapshot_name
+    from weightlab import stats
+    from weightlab.store import RunWriter, new_record, now_iso, snapshot_name
 
     cell = cell or {}
     config = {
@@ -108,32 +108,19 @@ def write_run(
         for p in parts[:-1]:
             node = node[int(p)] if p.isdigit() else node[p]
         node[parts[-1]] = value
-    record = {
-        "id": None,
-        "experiment": experiment,
-        "batch": batch,
-        "index": 0,
-        "seed": seed,
-        "cell": cell,
-        "status": "running",
-        "epochs": epochs,
-        "epochs_completed": 0,
-        "diverged_at_epoch": None,
-        "final": {},
-        "best": None,
-        "weights": None,
-        "timing": {"train_seconds": 0.5, "snapshot_seconds": 0.01, "total_seconds": 0.6},
-        "snapshots": {"every": "epoch", "count": 0, "bytes": 0},
-        "data": {"kind": "linear"},
-        "started_at": now_iso(),
-        "finished_at": None,
-        "pid": 1,
-        "host": "test",
-        "versions": {},
-        "source": {},
-        "error": None,
-    }
-    writer = RunWriter(store, record, config, yamlio.dump(config))
+    record = new_record(
+        experiment=experiment,
+        batch=batch,
+        index=0,
+        seed=seed,
+        cell=cell,
+        epochs=epochs,
+        snapshots_every="epoch",
+        data={"kind": "linear"},
+        versions={},
+    )
+    record["timing"].update(train_seconds=0.5, snapshot_seconds=0.01, total_seconds=0.6)
+    writer = RunWriter(store, record, config)
     rng = np.random.default_rng(seed)
     shapes = {"dense_1/kernel": (2, 3), "out/kernel": (3, 1)}
     if use_bias:

@@ -179,4 +179,4 @@ def test_unwritable_store_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(StoreError, match=r"cannot write runs into .*file/store"):
-        RunWriter(Store(blocker / "store"), {"id": None}, {}, "")
+        RunWriter(Store(blocker / "store"), {"id": None}, {})

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from weightlab import __version__, compare, render
 from weightlab.config import load_experiment
-from weightlab.errors import ConfigError, WeightlabError
+from weightlab.errors import WeightlabError
 from weightlab.store import ENV_VAR, Store
 
 FORMATS = click.Choice(["table", "json"])
@@ -198,4 +198,4 @@ def main() -> None:
     cli(prog_name="weightlab")
 
 
-__all__ = ["cli", "main", "ConfigError"]
+__all__ = ["cli", "main"]

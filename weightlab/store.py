@@ -18,8 +18,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from weightlab import jsonio
-from weightlab.config import did_you_mean
+from weightlab import jsonio, yamlio
+from weightlab.config import did_you_mean, flatten
 from weightlab.errors import RunNotFound, StoreError
 
 if TYPE_CHECKING:  # numpy costs ~0.15 s to import; `ls` never needs it
@@ -38,8 +38,6 @@ if TYPE_CHECKING:  # numpy costs ~0.15 s to import; `ls` never needs it
 
 DEFAULT_STORE = "weightlab-runs"
 ENV_VAR = "WEIGHTLAB_STORE"
-STATUSES = ("running", "completed", "diverged", "interrupted", "failed")
-_ID_RE = re.compile(r"^\d{6}-\d{6}-[0-9a-f]{4}$")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -64,6 +62,47 @@ def now_iso() -> str:
 def new_id() -> str:
     """A run or batch id: UTC time to the second and 4 random hex digits: ``261129-082601-a3f9``."""
     return time.strftime("%y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def new_record(
+    *,
+    experiment: str,
+    batch: str,
+    index: int,
+    seed: int,
+    cell: dict[str, Any],
+    epochs: int,
+    snapshots_every: str | int,
+    data: dict[str, Any],
+    versions: dict[str, str],
+    source: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A new run's ``run.json`` record, status ``running``: the one place its fields are listed."""
+    return {
+        "id": None,
+        "experiment": experiment,
+        "batch": batch,
+        "index": index,
+        "seed": seed,
+        "cell": cell,
+        "status": "running",
+        "epochs": epochs,
+        "epochs_completed": 0,
+        "diverged_at_epoch": None,
+        "final": {},
+        "best": None,
+        "weights": None,
+        "timing": {"train_seconds": 0.0, "snapshot_seconds": 0.0, "total_seconds": 0.0},
+        "snapshots": {"every": snapshots_every, "count": 0, "bytes": 0},
+        "data": data,
+        "started_at": now_iso(),
+        "finished_at": None,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "versions": versions,
+        "source": source or {},
+        "error": None,
+    }
 
 
 def resolve_root(path: str | os.PathLike[str] | None = None) -> Path:
@@ -163,8 +202,6 @@ class Store:
         return [d for d in self.runs_dir.iterdir() if d.is_dir() and not d.name.startswith(".")]
 
     def _load_for_index(self, run_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        from weightlab.config import flatten
-
         try:
             record = self.record(run_id)
             return record, flatten(self.config(run_id))
@@ -282,8 +319,6 @@ class Store:
         return record
 
     def config(self, run_id: str) -> dict[str, Any]:
-        from weightlab import yamlio
-
         path = self.run_dir(run_id) / "config.yaml"
         data, _ = yamlio.load(path.read_text(encoding="utf-8"), str(path))
         return dict(data)
@@ -331,11 +366,7 @@ def snapshot_name(epoch: int) -> str:
 class RunWriter:
     """Writes one run's directory. Every file is replaced atomically; history is appended."""
 
-    def __init__(
-        self, store: Store, record: dict[str, Any], config: dict[str, Any], config_text: str
-    ):
-        from weightlab.config import flatten
-
+    def __init__(self, store: Store, record: dict[str, Any], config: dict[str, Any]):
         self.store = store
         self.record = record
         self.flat = flatten(config)
@@ -343,7 +374,7 @@ class RunWriter:
             self.dir = self._allocate(store)
             record["id"] = self.dir.name
             (self.dir / "snapshots").mkdir()
-            jsonio.atomic_write_bytes(self.dir / "config.yaml", config_text.encode())
+            jsonio.atomic_write_bytes(self.dir / "config.yaml", yamlio.dump(config).encode())
             self._history = (self.dir / "history.jsonl").open("a", encoding="utf-8")
         except OSError as e:
             raise StoreError(f"cannot write runs into {store.root}: {e.strerror or e}") from None

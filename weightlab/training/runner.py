@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import platform
-import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -17,7 +15,7 @@ import tensorflow as tf
 from weightlab import __version__, data, stats, yamlio
 from weightlab.config import Experiment, RunSpec
 from weightlab.errors import ConfigError, DataError, Problem
-from weightlab.store import RunWriter, Store, new_id, now_iso
+from weightlab.store import RunWriter, Store, new_id, new_record, now_iso
 from weightlab.training import keras_names
 from weightlab.training.model import build, compile_model
 from weightlab.training.snapshots import WeightSnapshots, snapshot_callback
@@ -113,32 +111,19 @@ def train_run(
     """
     emit = on_event or (lambda event: None)
     cfg = spec.config
-    record: dict[str, Any] = {
-        "id": None,
-        "experiment": spec.experiment,
-        "batch": batch,
-        "index": spec.index,
-        "seed": spec.seed,
-        "cell": spec.cell,
-        "status": "running",
-        "epochs": cfg["train"]["epochs"],
-        "epochs_completed": 0,
-        "diverged_at_epoch": None,
-        "final": {},
-        "best": None,
-        "weights": None,
-        "timing": {"train_seconds": 0.0, "snapshot_seconds": 0.0, "total_seconds": 0.0},
-        "snapshots": {"every": cfg["snapshots"]["every"], "count": 0, "bytes": 0},
-        "data": dataset.info,
-        "started_at": now_iso(),
-        "finished_at": None,
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "versions": versions(),
-        "source": source or {},
-        "error": None,
-    }
-    writer = RunWriter(store, record, cfg, yamlio.dump(cfg))
+    record = new_record(
+        experiment=spec.experiment,
+        batch=batch,
+        index=spec.index,
+        seed=spec.seed,
+        cell=spec.cell,
+        epochs=cfg["train"]["epochs"],
+        snapshots_every=cfg["snapshots"]["every"],
+        data=dataset.info,
+        versions=versions(),
+        source=source,
+    )
+    writer = RunWriter(store, record, cfg)
     emit({"type": "run_start", "run": record})
     t0 = time.perf_counter()
     snap: WeightSnapshots | None = None
@@ -185,7 +170,7 @@ def train_run(
             record["final"] = snap.last_logs
             record["timing"]["snapshot_seconds"] = round(snap.snapshot_seconds, 4)
             record["snapshots"].update(count=snap.snapshot_count, bytes=snap.snapshot_bytes)
-        record.update(stats.summarize(store.history(writer.id)))
+        record.update(stats.summarize(snap.rows if snap is not None else []))
         record["timing"]["total_seconds"] = round(time.perf_counter() - t0, 4)
         record["finished_at"] = now_iso()
         writer.save()

@@ -52,6 +52,7 @@ class WeightSnapshots(keras.callbacks.Callback):
         self.snapshot_bytes = 0
         self.steps = 0
         self.last_logs: dict[str, Any] = {}
+        self.rows: list[dict[str, Any]] = []  # the history rows (statistics only, no arrays)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {key: np.array(v.numpy()) for key, v in variables(self.model)}
@@ -82,6 +83,7 @@ class WeightSnapshots(keras.callbacks.Callback):
             },
         }
         self.writer.append_history(row)
+        self.rows.append(row)
         finite = bad_metric is None and bad_var is None
         if finite and self.every != "never":
             self._write(snapshot_name(epoch), arrays)
