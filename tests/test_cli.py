@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import CONFIGS, REPO, write_run
 
-from weightlab import compare, render
+from weightlab import analysis, render
 from weightlab.cli import cli
 
 COMMANDS = ["run", "validate", "ls", "show", "compare", "reindex"]
@@ -199,7 +199,7 @@ def test_compare_golden():
         },
     ]
     console = Console(width=80, record=True, color_system=None)
-    console.print(render.comparison(compare.side_by_side(records), title="e: 2 runs"))
+    console.print(render.comparison(analysis.side_by_side(records), title="e: 2 runs"))
     expected = textwrap.dedent("""\
         e: 2 runs
         run   use_bias  status       loss  val_loss    best@ep     mae  |W|  W/W0   |b|
@@ -359,7 +359,7 @@ def test_compare_never_silently_drops_columns(store, width):
                 losses=[1.0, 0.5, 0.7],
             )
     console = Console(width=width, record=True, color_system=None)
-    result = compare.side_by_side(store.select([], default="latest-batch"))
+    result = analysis.side_by_side(store.select([], default="latest-batch"))
     console.print(render.comparison(result, width=width))
     text = console.export_text()
     assert all(len(line.rstrip()) <= width for line in text.splitlines())

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from weightlab import __version__, compare, render
+from weightlab import __version__, analysis, render
 from weightlab.config import load_experiment
 from weightlab.errors import WeightlabError
 from weightlab.store import ENV_VAR, Store
@@ -95,7 +95,7 @@ def run(
         click.echo(render.as_json(records))
     else:
         selected = store.select([records[0]["batch"]])
-        result = compare.side_by_side(selected)
+        result = analysis.side_by_side(selected)
         console = _out()
         title = f"{experiment.name}: {experiment.describe()}"
         console.print(render.comparison(result, title=title, width=console.width))
@@ -159,7 +159,7 @@ def show(run_selector: str, every: int, store_path: str | None, fmt: str) -> Non
         click.echo(render.as_json({"run": record, "config": config, "history": history}))
         return
     console = _out()
-    console.print(render.run_detail(compare.show(record, history, every), config, console.width))
+    console.print(render.run_detail(analysis.show(record, history, every), config, console.width))
 
 
 @cli.command(name="compare")
@@ -173,7 +173,7 @@ def compare_(selectors: tuple[str, ...], all_keys: bool, store_path: str | None,
     records = store.select(selectors, default="latest-batch")
     if not records:
         raise WeightlabError(f"no runs in {store.root} yet; start one with `weightlab run CONFIG`")
-    result = compare.side_by_side(records, all_keys=all_keys)
+    result = analysis.side_by_side(records, all_keys=all_keys)
     if fmt == "json":
         click.echo(render.as_json(result))
     else:

@@ -1,4 +1,6 @@
-"""Pure functions over stored runs: the side-by-side comparison (no TensorFlow, no I/O)."""
+"""Pure functions over stored runs: side-by-side summaries, pairs, distances, seed statistics.
+
+Named `analysis` so that `weightlab.compare(...)` can be the public Python function."""
 
 from __future__ import annotations
 
