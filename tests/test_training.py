@@ -176,12 +176,14 @@ def test_snapshots_every_n_batches_and_never(tmp_path):
     (every,) = train(CONFIGS / "linear-regression.yaml", "snapshots.every=3", store=store)
     # 64 samples, 20% validation -> 51 training rows -> 4 batches of 16 per epoch, 12 in all.
     files = snapshot_files(store, every["id"])
-    assert [f for f in files if f.startswith("step-")] == [
-        "step-00000003.npz",
-        "step-00000006.npz",
-        "step-00000009.npz",
-        "step-00000012.npz",
+    assert [f for f in files if f.startswith("steps-")] == [
+        "steps-0001.npz",
+        "steps-0002.npz",
+        "steps-0003.npz",
     ]
+    steps, arrays = store.step_snapshots(every["id"])
+    assert steps.tolist() == [3, 6, 9, 12] and arrays["neuron/kernel"].shape == (4, 1, 1)
+    assert every["snapshots"]["steps"] == 4
     assert len([f for f in files if f.startswith("epoch-")]) == 4
     (never,) = train(CONFIGS / "linear-regression.yaml", "snapshots.every=never", store=store)
     assert snapshot_files(store, never["id"]) == []

@@ -351,6 +351,7 @@ SNAPSHOTS = {
     "every": F(
         snapshot_every, "epoch", "epoch | N (also every N batches) | never (statistics only)"
     ),
+    "compress": F(boolean, False, "zip-deflate the snapshot files (smaller, slower to write)"),
 }
 SECTIONS = {"data": None, "model": MODEL, "train": TRAIN, "snapshots": SNAPSHOTS}
 TOP = {

@@ -9,7 +9,8 @@ Layout::
         run.json                   id, experiment, batch, seed, status, final metrics, timing, ...
         history.jsonl              one JSON object per epoch: metrics and per-variable statistics
         snapshots/epoch-0000.npz   every variable at epoch 0 (initial values), 1, 2, ...
-        snapshots/step-00000100.npz  with `snapshots.every: N`, every N batches
+        snapshots/steps-0001.npz   with `snapshots.every: N`: the steps of epoch 1 taken every N
+                                   batches, stacked (`step` plus each variable, step axis first)
         error.txt                  the traceback of a failed run
 """
 
@@ -94,6 +95,7 @@ def new_record(
         "weights": None,
         "timing": {"train_seconds": 0.0, "snapshot_seconds": 0.0, "total_seconds": 0.0},
         "snapshots": {"every": snapshots_every, "count": 0, "bytes": 0},
+        "execution": None,
         "data": data,
         "started_at": now_iso(),
         "finished_at": None,
@@ -358,9 +360,33 @@ class Store:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
 
+    def step_snapshots(self, run_id: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """A run's per-step snapshots (``snapshots.every: N``), all epochs stacked.
+
+        Returns:
+            ``(steps, {"dense_1/kernel": array of shape (len(steps), ...), ...})``; empty when the
+            run took none.
+        """
+        import numpy as np
+
+        chunks = []
+        for path in sorted((self.run_dir(run_id) / "snapshots").glob("steps-*.npz")):
+            with np.load(path, allow_pickle=False) as npz:
+                chunks.append({k: npz[k] for k in npz.files})
+        if not chunks:
+            return np.zeros(0, dtype=np.int64), {}
+        keys = [k for k in chunks[0] if k != "step"]
+        steps = np.concatenate([c["step"] for c in chunks])
+        return steps, {k: np.concatenate([c[k] for c in chunks]) for k in keys}
+
 
 def snapshot_name(epoch: int) -> str:
     return f"epoch-{epoch:04d}.npz"
+
+
+def steps_name(epoch: int) -> str:
+    """The file of the per-step snapshots taken during ``epoch`` (counted from 1)."""
+    return f"steps-{epoch:04d}.npz"
 
 
 class RunWriter:
@@ -370,6 +396,7 @@ class RunWriter:
         self.store = store
         self.record = record
         self.flat = flatten(config)
+        self.compress = bool(config.get("snapshots", {}).get("compress", False))
         try:
             self.dir = self._allocate(store)
             record["id"] = self.dir.name
@@ -406,11 +433,16 @@ class RunWriter:
         self._history.flush()
 
     def write_snapshot(self, filename: str, arrays: dict[str, np.ndarray]) -> int:
-        """Write one snapshot file atomically; returns its size in bytes."""
+        """Write one snapshot file atomically (zip-deflated with ``snapshots.compress``).
+
+        Returns:
+            The file's size in bytes.
+        """
         import numpy as np
 
         buf = io.BytesIO()
-        np.savez(buf, **arrays)  # type: ignore[arg-type]
+        save = np.savez_compressed if self.compress else np.savez
+        save(buf, **arrays)  # type: ignore[arg-type]
         data = buf.getvalue()
         jsonio.atomic_write_bytes(self.dir / "snapshots" / filename, data)
         return len(data)

@@ -27,11 +27,19 @@ def build(model_cfg: dict[str, Any], features: int) -> keras.Sequential:
     return keras.Sequential(layers, name="weightlab")
 
 
-def compile_model(model: keras.Sequential, train_cfg: dict[str, Any]) -> None:
+def compile_model(
+    model: keras.Sequential,
+    train_cfg: dict[str, Any],
+    steps_per_execution: int = 1,
+    jit_compile: bool | str = "auto",
+) -> None:
+    """Compile with the config's optimizer, loss and metrics and the runner's execution choices."""
     model.compile(
         optimizer=resolve("optimizer", train_cfg["optimizer"]),
         loss=resolve("loss", train_cfg["loss"]),
         metrics=[_metric(m) for m in train_cfg["metrics"]],
+        steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
     )
 
 

@@ -18,10 +18,14 @@ from weightlab.errors import ConfigError, DataError, Problem
 from weightlab.store import RunWriter, Store, new_id, new_record, now_iso
 from weightlab.training import keras_names
 from weightlab.training.model import build, compile_model
-from weightlab.training.snapshots import WeightSnapshots, snapshot_callback
+from weightlab.training.snapshots import STEP_BUFFER_BYTES, WeightSnapshots, snapshot_callback
 
 Event = dict[str, Any]
 OnEvent = Callable[[Event], None]
+# Steps run in one compiled call are capped at about this many multiply-adds (batch x parameters
+# per step), a fraction of a second on one core: Keras' per-call overhead (~1 ms) is what makes
+# small models slow, and a call must stay short enough for Ctrl-C to be honoured promptly.
+WORK_PER_EXECUTION = 2**31
 
 
 def versions() -> dict[str, str]:
@@ -93,6 +97,33 @@ def feed(
     return train, val.batch(batch).prefetch(tf.data.AUTOTUNE)
 
 
+def plan_execution(
+    model: keras.Model, dataset: data.Dataset, train_cfg: dict[str, Any], every: str | int
+) -> dict[str, Any]:
+    """How to run ``fit`` fast without changing its result; recorded as ``execution`` in run.json.
+
+    All the steps of an epoch go into one compiled call (``steps_per_execution``) unless a step
+    is big enough for Keras' per-call overhead not to matter. Per-step snapshots are copied
+    inside the step (:class:`~weightlab.training.snapshots.StepCapture`); their buffer bounds
+    the steps per call. XLA follows Keras' ``jit_compile="auto"``: on with an accelerator, off on
+    a CPU, where compiling costs more than it saves on the small models measured.
+    """
+    steps_per_epoch = max(1, -(-len(dataset.x_train) // train_cfg["batch_size"]))
+    params = max(1, int(model.count_params()))
+    spe = min(steps_per_epoch, max(1, WORK_PER_EXECUTION // (params * train_cfg["batch_size"])))
+    if isinstance(every, int):
+        copies = max(1, STEP_BUFFER_BYTES // (4 * params))  # float32 copies the buffer holds
+        spe = min(spe, copies * every)
+    return {
+        "steps_per_epoch": steps_per_epoch,
+        "steps_per_execution": spe,
+        "jit_compile": "auto",
+        "feeding": "tf.data from memory: cached, batched, prefetched",
+        "snapshot_writes": "background thread",
+        "step_snapshots": "copied inside the compiled step" if isinstance(every, int) else None,
+    }
+
+
 def train_run(
     spec: RunSpec,
     dataset: data.Dataset,
@@ -131,7 +162,9 @@ def train_run(
     try:
         set_determinism(spec.seed)
         model = build(cfg["model"], dataset.features)
-        compile_model(model, cfg["train"])
+        plan = plan_execution(model, dataset, cfg["train"], cfg["snapshots"]["every"])
+        compile_model(model, cfg["train"], plan["steps_per_execution"], plan["jit_compile"])
+        record["execution"] = {**plan, "jit_compile": bool(model.jit_compile)}
 
         def on_epoch(epoch: int, logs: dict[str, Any]) -> None:
             emit({"type": "epoch", "run": record, "epoch": epoch, "logs": logs})
@@ -147,6 +180,7 @@ def train_run(
             callbacks=[snap],
             verbose=0,
         )  # the pipeline shuffles
+        snap.close()  # a write error fails the run
         if snap.diverged_at_epoch is not None:
             record["status"] = "diverged"
             record["diverged_at_epoch"] = snap.diverged_at_epoch
@@ -161,6 +195,8 @@ def train_run(
         record["error"] = summarize_error(e)
         writer.write_text("error.txt", traceback.format_exc())
     finally:
+        if snap is not None:
+            _finish_writes(snap, record)  # every queued snapshot is on disk before run.json
         writer.close()
         if snap is not None:
             if fit_start is not None:  # also for an interrupted or failed fit
@@ -169,13 +205,25 @@ def train_run(
             record["epochs_completed"] = snap.epochs_completed
             record["final"] = snap.last_logs
             record["timing"]["snapshot_seconds"] = round(snap.snapshot_seconds, 4)
-            record["snapshots"].update(count=snap.snapshot_count, bytes=snap.snapshot_bytes)
+            record["snapshots"].update(
+                count=snap.snapshot_count, bytes=snap.snapshot_bytes, steps=snap.step_count
+            )
         record.update(stats.summarize(snap.rows if snap is not None else []))
         record["timing"]["total_seconds"] = round(time.perf_counter() - t0, 4)
         record["finished_at"] = now_iso()
         writer.save()
         emit({"type": "run_end", "run": record})
     return record
+
+
+def _finish_writes(snap: WeightSnapshots, record: dict[str, Any]) -> None:
+    """Wait for the snapshot writer; a write error fails the run unless it already ended badly."""
+    try:
+        snap.close()
+    except Exception as e:
+        if record["status"] in ("running", "completed", "diverged"):
+            record["status"] = "failed"
+            record["error"] = summarize_error(e)
 
 
 def summarize_error(error: BaseException, limit: int = 300) -> str:

@@ -1,4 +1,8 @@
-"""The Keras callback that records every weight and bias tensor as training goes."""
+"""The Keras callback that records every weight and bias tensor as training goes.
+
+Recording never waits on the disk: the training thread only copies the variables (and checks them
+for NaN); a writer thread turns the copies into files and history lines, in order.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +13,33 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from weightlab.background import BackgroundWriter
 from weightlab.stats import variable_stats
-from weightlab.store import RunWriter, snapshot_name
+from weightlab.store import RunWriter, snapshot_name, steps_name
 from weightlab.training.model import variables
+
+# Per-step buffers inside the compiled step are capped at this many bytes; the runner shortens
+# steps_per_execution to fit (see runner.plan_execution).
+STEP_BUFFER_BYTES = 64 * 2**20
 
 
 class WeightSnapshots(keras.callbacks.Callback):
-    """Snapshot every variable at epoch 0 and after each epoch (and every N batches).
+    """Snapshot every variable at epoch 0 and after each epoch.
 
-    Arrays go to disk as they are taken; only the epoch-0 and the previous arrays stay in memory
-    (for the distance-from-init and change-per-epoch statistics). A non-finite loss or weight stops
-    training and marks the run diverged; the non-finite arrays are not written as a snapshot.
+    Only the epoch-0 and the previous arrays stay in memory (for the distance-from-init and
+    change-per-epoch statistics); the rest stream to disk through a :class:`BackgroundWriter`.
+    An epoch's history line is written after its snapshot file, so a line on disk means its
+    snapshot is complete. A non-finite loss or weight stops training and marks the run diverged;
+    the non-finite arrays are not written as a snapshot. Call :meth:`close` after ``fit`` (also
+    after an exception) to wait for the writes.
 
     Args:
         writer: the run directory writer.
         every: ``"epoch"``, ``"never"`` or a number of batches.
         on_epoch: called with ``(epoch, logs)`` after each epoch is recorded.
+        background: write on a thread (``False``: inline, same files).
     """
 
     def __init__(
@@ -33,6 +47,8 @@ class WeightSnapshots(keras.callbacks.Callback):
         writer: RunWriter,
         every: str | int,
         on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+        *,
+        background: bool = True,
     ):
         super().__init__()
         if not (every in ("epoch", "never") or (isinstance(every, int) and every >= 1)):
@@ -42,15 +58,16 @@ class WeightSnapshots(keras.callbacks.Callback):
         self.writer = writer
         self.every = every
         self.on_epoch = on_epoch
+        self.jobs = BackgroundWriter(background)
         self.initial: dict[str, np.ndarray] = {}
         self.previous: dict[str, np.ndarray] | None = None
         self.diverged_at_epoch: int | None = None
         self.nonfinite: str | None = None
         self.epochs_completed = 0
-        self.snapshot_seconds = 0.0
-        self.snapshot_count = 0
+        self.snapshot_seconds = 0.0  # time the training thread spent recording
+        self.snapshot_count = 0  # files written
         self.snapshot_bytes = 0
-        self.steps = 0
+        self.step_count = 0  # per-step snapshots written (inside the steps files)
         self.last_logs: dict[str, Any] = {}
         self.rows: list[dict[str, Any]] = []  # the history rows (statistics only, no arrays)
 
@@ -58,8 +75,13 @@ class WeightSnapshots(keras.callbacks.Callback):
         return {key: np.array(v.numpy()) for key, v in variables(self.model)}
 
     def _write(self, filename: str, arrays: dict[str, np.ndarray]) -> None:
-        self.snapshot_bytes += self.writer.write_snapshot(filename, arrays)
-        self.snapshot_count += 1
+        """Queue one snapshot file."""
+
+        def job() -> None:
+            self.snapshot_bytes += self.writer.write_snapshot(filename, arrays)
+            self.snapshot_count += 1
+
+        self.jobs.submit(job)
 
     def record(self, epoch: int, logs: dict[str, Any]) -> bool:
         """Record epoch ``epoch``; returns False when the run has diverged."""
@@ -82,11 +104,11 @@ class WeightSnapshots(keras.callbacks.Callback):
                 for k, a in arrays.items()
             },
         }
-        self.writer.append_history(row)
         self.rows.append(row)
         finite = bad_metric is None and bad_var is None
         if finite and self.every != "never":
             self._write(snapshot_name(epoch), arrays)
+        self.jobs.submit(lambda: self.writer.append_history(row))
         self.previous = arrays
         self.snapshot_seconds += time.perf_counter() - start
         if not finite:
@@ -95,6 +117,14 @@ class WeightSnapshots(keras.callbacks.Callback):
                 f"loss is {metrics['loss']}" if bad_metric else f"{bad_var} has non-finite values"
             )
         return finite
+
+    def close(self) -> None:
+        """Wait for every queued write; raises the first write error."""
+        start = time.perf_counter()
+        try:
+            self.jobs.close()
+        finally:
+            self.snapshot_seconds += time.perf_counter() - start
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.record(0, {})
@@ -110,28 +140,123 @@ class WeightSnapshots(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class BatchWeightSnapshots(WeightSnapshots):
-    """:class:`WeightSnapshots` plus one snapshot every ``every`` batches (``step-XXXXXXXX.npz``).
+class StepCapture:
+    """Copies every variable into a buffer inside the compiled train step, every ``every`` steps.
 
-    A separate class because defining a batch hook at all makes Keras call it synchronously after
-    every step; runs that snapshot per epoch should not pay for that.
+    Keras calls batch hooks once per ``steps_per_execution`` steps, so a hook cannot see the
+    steps in between; the copy has to happen in the step itself. :meth:`drain` hands the copies
+    taken since the last drain to Python and empties the buffer.
+
+    Args:
+        model: a compiled model whose train function has not been made yet.
+        every: copy after every ``every``-th step (steps counted from 1 over the whole run).
+        first_step: the number of steps already taken (a resumed run).
     """
 
+    def __init__(self, model: keras.Model, every: int, first_step: int = 0):
+        self.every = every
+        self.named = variables(model)
+        spe = int(getattr(model, "steps_per_execution", 1) or 1)
+        self.capacity = -(-spe // every) + 1  # at most ceil(spe / every) copies per execution
+        self.buffers = [
+            tf.Variable(tf.zeros((self.capacity, *v.shape), v.dtype), trainable=False)
+            for _, v in self.named
+        ]
+        self.steps = tf.Variable(tf.zeros((self.capacity,), tf.int64), trainable=False)
+        self.step = tf.Variable(first_step, dtype=tf.int64, trainable=False)
+        self.count = tf.Variable(0, dtype=tf.int32, trainable=False)
+        inner = model.train_step
+
+        def train_step(data: Any) -> Any:
+            logs = inner(data)
+            step = self.step.assign_add(1)
+            tf.cond(tf.equal(step % every, 0), lambda: self._copy(step), lambda: None)
+            return logs
+
+        model.train_step = train_step
+        model.train_function = None  # made again from the wrapped step
+
+    def _copy(self, step: Any) -> None:
+        slot = tf.minimum(self.count, self.capacity - 1)
+        for buf, (_, v) in zip(self.buffers, self.named, strict=True):
+            buf[slot].assign(tf.convert_to_tensor(v))
+        self.steps[slot].assign(step)
+        self.count.assign_add(1)
+
+    def drain(self) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """``(steps, {name: stacked arrays})`` copied since the last drain, or None."""
+        n = int(self.count.numpy())
+        if n == 0:
+            return None
+        steps = self.steps[:n].numpy()
+        arrays = {
+            name: buf[:n].numpy() for (name, _), buf in zip(self.named, self.buffers, strict=True)
+        }
+        self.count.assign(0)
+        return steps, arrays
+
+
+class BatchWeightSnapshots(WeightSnapshots):
+    """:class:`WeightSnapshots` plus one snapshot every ``every`` batches.
+
+    The copies are taken inside the compiled step (:class:`StepCapture`), so any
+    ``steps_per_execution`` works, and written once per epoch as one file of stacked arrays
+    (``steps-EEEE.npz``: ``step`` plus each variable with a leading step axis). Copies with
+    non-finite values are dropped. A separate class because defining a batch hook makes Keras
+    call it after every execution; runs that snapshot per epoch should not pay for that.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.capture: StepCapture | None = None
+        self.pending: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+
+    def set_model(self, model: keras.Model) -> None:
+        super().set_model(model)
+        if self.capture is None:
+            assert isinstance(self.every, int)
+            self.capture = StepCapture(model, self.every)
+
+    def _drain(self) -> None:
+        start = time.perf_counter()
+        taken = self.capture.drain() if self.capture is not None else None
+        if taken is not None:
+            self.pending.append(taken)
+        self.snapshot_seconds += time.perf_counter() - start
+
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.steps += 1
-        if isinstance(self.every, int) and self.steps % self.every == 0:
-            start = time.perf_counter()
-            arrays = self._arrays()
-            if all(np.all(np.isfinite(a)) for a in arrays.values()):
-                self._write(f"step-{self.steps:08d}.npz", arrays)
-            self.snapshot_seconds += time.perf_counter() - start
+        self._drain()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._drain()
+        if self.pending:
+            steps, arrays = stack_finite(self.pending)
+            self.pending = []
+            if len(steps):
+                self._write(steps_name(epoch + 1), {"step": steps, **arrays})
+                self.step_count += len(steps)
+        super().on_epoch_end(epoch, logs)
+
+
+def stack_finite(
+    chunks: list[tuple[np.ndarray, dict[str, np.ndarray]]],
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Concatenate drained chunks along the step axis, keeping only all-finite steps."""
+    steps = np.concatenate([s for s, _ in chunks])
+    arrays = {k: np.concatenate([a[k] for _, a in chunks]) for k in chunks[0][1]}
+    keep = np.ones(len(steps), dtype=bool)
+    for a in arrays.values():
+        keep &= np.isfinite(a.reshape(len(steps), -1)).all(axis=1)
+    return steps[keep], {k: a[keep] for k, a in arrays.items()}
 
 
 def snapshot_callback(
     writer: RunWriter,
     every: str | int,
     on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+    *,
+    background: bool = True,
 ) -> WeightSnapshots:
     """The snapshot callback for ``snapshots.every``."""
     cls = BatchWeightSnapshots if isinstance(every, int) else WeightSnapshots
-    return cls(writer, every, on_epoch)
+    return cls(writer, every, on_epoch, background=background)
