@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 
 Job = Callable[[], None]
@@ -20,7 +19,6 @@ class BackgroundWriter:
 
     def __init__(self, background: bool = True, depth: int = 8):
         self.error: BaseException | None = None
-        self.busy_seconds = 0.0  # time spent writing, off the training thread when background
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=depth)
         self._thread: threading.Thread | None = None
         if background:
@@ -30,12 +28,10 @@ class BackgroundWriter:
     def _run(self, job: Job) -> None:
         if self.error is not None:
             return
-        start = time.perf_counter()
         try:
             job()
         except BaseException as e:  # handed to the training thread, which decides
             self.error = e
-        self.busy_seconds += time.perf_counter() - start
 
     def _work(self) -> None:
         while True:

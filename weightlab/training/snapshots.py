@@ -74,14 +74,10 @@ class WeightSnapshots(keras.callbacks.Callback):
     def _arrays(self) -> dict[str, np.ndarray]:
         return {key: np.array(v.numpy()) for key, v in variables(self.model)}
 
-    def _write(self, filename: str, arrays: dict[str, np.ndarray]) -> None:
-        """Queue one snapshot file."""
-
-        def job() -> None:
-            self.snapshot_bytes += self.writer.write_snapshot(filename, arrays)
-            self.snapshot_count += 1
-
-        self.jobs.submit(job)
+    def _save(self, filename: str, arrays: dict[str, np.ndarray]) -> None:
+        """Write one snapshot file (on the writer thread)."""
+        self.snapshot_bytes += self.writer.write_snapshot(filename, arrays)
+        self.snapshot_count += 1
 
     def record(self, epoch: int, logs: dict[str, Any]) -> bool:
         """Record epoch ``epoch``; returns False when the run has diverged."""
@@ -107,7 +103,7 @@ class WeightSnapshots(keras.callbacks.Callback):
         self.rows.append(row)
         finite = bad_metric is None and bad_var is None
         if finite and self.every != "never":
-            self._write(snapshot_name(epoch), arrays)
+            self.jobs.submit(lambda: self._save(snapshot_name(epoch), arrays))
         self.jobs.submit(lambda: self.writer.append_history(row))
         self.previous = arrays
         self.snapshot_seconds += time.perf_counter() - start
@@ -144,56 +140,61 @@ class StepCapture:
     """Copies every variable into a buffer inside the compiled train step, every ``every`` steps.
 
     Keras calls batch hooks once per ``steps_per_execution`` steps, so a hook cannot see the
-    steps in between; the copy has to happen in the step itself. :meth:`drain` hands the copies
-    taken since the last drain to Python and empties the buffer.
+    steps in between; the copy has to happen in the step itself. It costs one read of the
+    optimizer's step counter and one write of all variables, flattened, into a ring buffer row:
+    each extra op in a step costs time on small models. Steps that are not a multiple of
+    ``every`` write into a scratch row rather than branching. :meth:`drain` hands the copies taken
+    since the last drain to Python; the ring holds one execution's copies.
 
     Args:
         model: a compiled model whose train function has not been made yet.
         every: copy after every ``every``-th step (steps counted from 1 over the whole run).
-        first_step: the number of steps already taken (a resumed run).
     """
 
-    def __init__(self, model: keras.Model, every: int, first_step: int = 0):
+    def __init__(self, model: keras.Model, every: int):
         self.every = every
         self.named = variables(model)
+        self.shapes = [tuple(v.shape) for _, v in self.named]
+        self.sizes = [int(np.prod(shape)) for shape in self.shapes]
         spe = int(getattr(model, "steps_per_execution", 1) or 1)
-        self.capacity = -(-spe // every) + 1  # at most ceil(spe / every) copies per execution
-        self.buffers = [
-            tf.Variable(tf.zeros((self.capacity, *v.shape), v.dtype), trainable=False)
-            for _, v in self.named
-        ]
-        self.steps = tf.Variable(tf.zeros((self.capacity,), tf.int64), trainable=False)
-        self.step = tf.Variable(first_step, dtype=tf.int64, trainable=False)
-        self.count = tf.Variable(0, dtype=tf.int32, trainable=False)
+        self.ring = -(-spe // every) + 1  # more rows than copies in one execution
+        self.buffer = tf.Variable(tf.zeros((self.ring + 1, sum(self.sizes))), trainable=False)
+        self.counter = model.optimizer.iterations  # steps taken, incremented by the step itself
+        self.drained = int(self.counter.numpy())
         inner = model.train_step
 
         def train_step(data: Any) -> Any:
             logs = inner(data)
-            step = self.step.assign_add(1)
-            tf.cond(tf.equal(step % every, 0), lambda: self._copy(step), lambda: None)
+            step = tf.convert_to_tensor(self.counter)
+            slot = (step // every) % self.ring
+            if every > 1:
+                slot = tf.where(step % every == 0, slot, self.ring)
+            flat = tf.concat([_flat(v) for _, v in self.named], 0)
+            # A scatter, not `buffer[slot].assign`: a slice assignment costs several times more.
+            self.buffer.scatter_nd_update(tf.reshape(slot, [1, 1]), flat[None])
             return logs
 
         model.train_step = train_step
         model.train_function = None  # made again from the wrapped step
 
-    def _copy(self, step: Any) -> None:
-        slot = tf.minimum(self.count, self.capacity - 1)
-        for buf, (_, v) in zip(self.buffers, self.named, strict=True):
-            buf[slot].assign(tf.convert_to_tensor(v))
-        self.steps[slot].assign(step)
-        self.count.assign_add(1)
-
     def drain(self) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
         """``(steps, {name: stacked arrays})`` copied since the last drain, or None."""
-        n = int(self.count.numpy())
-        if n == 0:
+        now = int(self.counter.numpy())
+        first = self.drained // self.every + 1
+        steps = np.arange(first, now // self.every + 1, dtype=np.int64) * self.every
+        self.drained = now
+        if not len(steps):
             return None
-        steps = self.steps[:n].numpy()
-        arrays = {
-            name: buf[:n].numpy() for (name, _), buf in zip(self.named, self.buffers, strict=True)
-        }
-        self.count.assign(0)
+        rows = tf.gather(self.buffer, (steps // self.every) % self.ring).numpy()
+        arrays, start = {}, 0
+        for (name, _), shape, size in zip(self.named, self.shapes, self.sizes, strict=True):
+            arrays[name] = rows[:, start : start + size].reshape(len(steps), *shape)
+            start += size
         return steps, arrays
+
+
+def _flat(variable: Any) -> Any:
+    return tf.reshape(tf.cast(tf.convert_to_tensor(variable), tf.float32), [-1])
 
 
 class BatchWeightSnapshots(WeightSnapshots):
@@ -230,12 +231,17 @@ class BatchWeightSnapshots(WeightSnapshots):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._drain()
         if self.pending:
-            steps, arrays = stack_finite(self.pending)
-            self.pending = []
-            if len(steps):
-                self._write(steps_name(epoch + 1), {"step": steps, **arrays})
-                self.step_count += len(steps)
+            chunks, self.pending = self.pending, []
+            self.jobs.submit(lambda: self._save_steps(epoch + 1, chunks))
         super().on_epoch_end(epoch, logs)
+
+    def _save_steps(
+        self, epoch: int, chunks: list[tuple[np.ndarray, dict[str, np.ndarray]]]
+    ) -> None:
+        steps, arrays = stack_finite(chunks)
+        if len(steps):
+            self._save(steps_name(epoch), {"step": steps, **arrays})
+            self.step_count += len(steps)
 
 
 def stack_finite(
