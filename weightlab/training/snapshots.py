@@ -28,10 +28,11 @@ STEP_BUFFER_BYTES = 64 * 2**20
 class WeightSnapshots(keras.callbacks.Callback):
     """Snapshot every variable at epoch 0 and after each epoch.
 
-    Only the epoch-0 and the previous arrays stay in memory (for the distance-from-init and
-    change-per-epoch statistics); the rest stream to disk through a :class:`BackgroundWriter`.
-    An epoch's history line is written after its snapshot file, so a line on disk means its
-    snapshot is complete. A non-finite loss or weight stops training and marks the run diverged;
+    The training thread only copies the variables and checks them for non-finite values; the
+    statistics, the snapshot file and then the history line are made on a
+    :class:`~weightlab.background.BackgroundWriter` thread, so a line on disk means its snapshot
+    is complete. Memory holds the epoch-0 and the previous arrays (for the distance-from-init and
+    change-per-epoch statistics) and the few epochs queued for writing, never the whole run. A non-finite loss or weight stops training and marks the run diverged;
     the non-finite arrays are not written as a snapshot. Call :meth:`close` after ``fit`` (also
     after an exception) to wait for the writes.
 
@@ -69,7 +70,7 @@ class WeightSnapshots(keras.callbacks.Callback):
         self.snapshot_bytes = 0
         self.step_count = 0  # per-step snapshots written (inside the steps files)
         self.last_logs: dict[str, Any] = {}
-        self.rows: list[dict[str, Any]] = []  # the history rows (statistics only, no arrays)
+        self.rows: list[dict[str, Any]] = []  # history rows (statistics only); whole after close
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {key: np.array(v.numpy()) for key, v in variables(self.model)}
@@ -90,21 +91,9 @@ class WeightSnapshots(keras.callbacks.Callback):
             (k for k, v in metrics.items() if k == "loss" and not math.isfinite(v)), None
         )
         bad_var = next((k for k, a in arrays.items() if not np.all(np.isfinite(a))), None)
-        row = {
-            "epoch": epoch,
-            **metrics,
-            "weights": {
-                k: variable_stats(
-                    a, self.initial[k], None if self.previous is None else self.previous[k]
-                )
-                for k, a in arrays.items()
-            },
-        }
-        self.rows.append(row)
         finite = bad_metric is None and bad_var is None
-        if finite and self.every != "never":
-            self.jobs.submit(lambda: self._save(snapshot_name(epoch), arrays))
-        self.jobs.submit(lambda: self.writer.append_history(row))
+        previous = self.previous
+        self.jobs.submit(lambda: self._history_row(epoch, metrics, arrays, previous, finite))
         self.previous = arrays
         self.snapshot_seconds += time.perf_counter() - start
         if not finite:
@@ -113,6 +102,25 @@ class WeightSnapshots(keras.callbacks.Callback):
                 f"loss is {metrics['loss']}" if bad_metric else f"{bad_var} has non-finite values"
             )
         return finite
+
+    def _history_row(
+        self,
+        epoch: int,
+        metrics: dict[str, float],
+        arrays: dict[str, np.ndarray],
+        previous: dict[str, np.ndarray] | None,
+        finite: bool,
+    ) -> None:
+        """The snapshot file, then the statistics line (on the writer thread)."""
+        if finite and self.every != "never":
+            self._save(snapshot_name(epoch), arrays)
+        stats = {
+            k: variable_stats(a, self.initial[k], None if previous is None else previous[k])
+            for k, a in arrays.items()
+        }
+        row = {"epoch": epoch, **metrics, "weights": stats}
+        self.rows.append(row)
+        self.writer.append_history(row)
 
     def close(self) -> None:
         """Wait for every queued write; raises the first write error."""
