@@ -35,6 +35,9 @@ def main() -> None:
                 cell={"model.use_bias": bool(i % 2)},
             )
         env = {**os.environ, "WEIGHTLAB_STORE": str(store.root), "COLUMNS": "100"}
+        # An installed weightlab has its bytecode cached; without this, a shell that sets
+        # PYTHONDONTWRITEBYTECODE recompiles every weightlab module on every start (~0.1 s).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         commands = {
             "weightlab --help": ["--help"],
             "weightlab ls": ["ls"],

@@ -17,7 +17,7 @@ from common import Lab
 
 MLP = """
 name: mlp
-data: {kind: linear, samples: 256, features: 20, validation_split: 0.0}
+data: {kind: linear, samples: 2048, features: 20, validation_split: 0.0}
 model:
   layers: [{units: 64, activation: relu}, {units: 64, activation: relu}, {units: 1}]
 train: {epochs: 3, batch_size: 64}
@@ -39,8 +39,8 @@ def snapshot_sizes(lab: Lab, record: dict[str, Any], pattern: str) -> tuple[int,
         on_disk += path.stat().st_size
         with np.load(path) as npz:
             arrays = {k: npz[k] for k in npz.files if k != "step"}
+            count += len(npz["step"]) if "step" in npz.files else 1
         raw += sum(a.size * 4 for a in arrays.values())  # as float32
-        count += len(npz["step"]) if "step" in npz.files else 1
     return on_disk, raw, count
 
 
