@@ -145,10 +145,16 @@ def main() -> None:
         for label, args, store in (
             ("python -c pass (interpreter start-up, baseline)", None, big),
             ("weightlab ls, 1,000 runs", ["ls"], big),
-            ("weightlab compare --by model.use_bias, 200 runs x 20 epochs", ["compare", "--by",
-             "model.use_bias"], two),  # fmt: skip
-            ("weightlab compare --per-epoch, 2 runs x 100 epochs x 10k", ["compare",
-             "--per-epoch", "--every", "10"], pair),  # fmt: skip
+            (
+                "weightlab compare --by model.use_bias, 200 runs x 20 epochs",
+                ["compare", "--by", "model.use_bias"],
+                two,
+            ),  # fmt: skip
+            (
+                "weightlab compare --per-epoch, 2 runs x 100 epochs x 10k",
+                ["compare", "--per-epoch", "--every", "10"],
+                pair,
+            ),  # fmt: skip
         ):
             if args is None:
                 times = []

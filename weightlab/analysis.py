@@ -477,7 +477,8 @@ def verdict(pair: dict[str, Any], ga: dict[str, Any], gb: dict[str, Any], s: dic
     word = "higher" if mb > ma else "lower" if mb < ma else "the same"
     count = s["higher"] if mb > ma else s["lower"]
     seeds = f" in {count}/{s['of']} seed{'s' * (s['of'] != 1)}" if s["of"] and mb != ma else ""
-    text = f"{b} ends with {word} loss{seeds} (mean {mb:.3g} vs {ma:.3g}, {_p_text(ga, gb, s)})"
+    mean = "mean " if max(ga["final_loss"]["n"], gb["final_loss"]["n"]) > 1 else ""
+    text = f"{b} ends with {word} loss{seeds} ({mean}{mb:.3g} vs {ma:.3g}, {_p_text(ga, gb, s)})"
     return "; ".join([text, *blew])
 
 
@@ -584,6 +585,6 @@ def weight_distance(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[
     na, nb = float(np.linalg.norm(va)), float(np.linalg.norm(vb))
     diff = float(np.linalg.norm(va - vb))
     out["distance"] = diff / max(na, nb) if diff else 0.0
-    # Rounding can push a cosine just past ±1; clip it so that identical weights read 1.
-    out["cosine"] = max(-1.0, min(1.0, float(va @ vb) / (na * nb))) if na and nb else None
+    if na and nb:  # rounding can put a cosine just past ±1, or identical weights at 0.9999…
+        out["cosine"] = 1.0 if not diff else max(-1.0, min(1.0, float(va @ vb) / (na * nb)))
     return out
