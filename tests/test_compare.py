@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, write_run
+from conftest import CONFIGS, REPO, write_run
 from rich.console import Console
 from scipy import stats
 
@@ -482,3 +482,31 @@ def test_compare_never_silently_drops_columns(store, width):
         assert f"not shown for lack of width: {', '.join(order)}" in " ".join(text.split())
     else:
         assert "not shown" not in text
+
+
+@pytest.mark.keras
+def test_bias_free_group_ends_higher_on_real_runs(store):
+    """configs/bias-vs-no-bias.yaml, tiny, 3 seeds: compare reports the bias-free loss as higher."""
+    from weightlab.config import load_experiment
+    from weightlab.training.runner import run_experiment
+
+    overrides = ["data.samples=64", "train.epochs=3", "train.batch_size=16", "seeds=[0, 1, 2]"]
+    exp = load_experiment(CONFIGS / "bias-vs-no-bias.yaml", overrides)
+    records = run_experiment(exp, store)
+    assert [r["status"] for r in records] == ["completed"] * 6
+    result = compare(store)
+    assert result["by"] == "model.use_bias"
+    (pair,) = result["pairs"]
+    assert (pair["a"]["value"], pair["b"]["value"]) == ("true", "false")
+    biased, free = (result["groups"][pair[x]["group"]] for x in "ab")
+    assert biased["n"] == free["n"] == 3
+    assert free["final_loss"]["mean"] > biased["final_loss"]["mean"]
+    assert pair["higher"] == 3 and pair["verdict"].startswith(
+        "use_bias=false ends with higher loss in 3/3 seeds"
+    )
+    for seed in pair["seeds"]:
+        # Same seed, same kernel initializer: the kernels start identical and then drift apart.
+        assert seed["only_a"] == ["dense_1/bias", "out/bias"] and seed["only_b"] == []
+        assert seed["distance"] > 0
+    epoch0 = compare(store, per_epoch=True)["pairs"][0]["seeds"][0]["epochs"][0]
+    assert epoch0["distance"] == 0.0 and epoch0["cosine"] == 1.0

@@ -559,8 +559,13 @@ def pairs_section(result: dict[str, Any]) -> Section | None:
         fields,
         f"apart@ = first epoch the losses differ by more than {result['threshold']:.0%} of the "
         "lower; dist = |Wa - Wb| / max(|Wa|, |Wb|) and cos = cosine similarity over the "
-        "variables both runs have, at the last common snapshot; mean = over the seeds (apart@: "
-        "median), with p = Welch t-test and d = Cohen's d of the final losses",
+        "variables both runs have, at the last common snapshot"
+        + (
+            "; mean = over the seeds (apart@: median), with p = Welch t-test and d = Cohen's d "
+            "of the final losses"
+            if any(r["seed"] == "mean" for r in rows)
+            else ""
+        ),
     )
 
 
