@@ -221,12 +221,13 @@ def _pair_findings(
 ) -> list[str]:
     if len(records) < 2:
         return ["one run: nothing to pair it with (select more runs, e.g. a batch id)"]
+    if by is None and not keys:
+        return []  # seeds of one setting: the seed groups say it all
     if by is None:
         return [
-            "no pairs: the runs differ in "
-            + (", ".join(keys) if keys else "nothing but the seed")
-            + "; choose the key that tells a pair apart with --by KEY"
-        ] * bool(keys)
+            f"no pairs: the runs differ in {', '.join(keys)}; choose the key that tells a pair "
+            "apart with --by KEY"
+        ]
     if not pairs:
         return [f"no pairs: no two runs are identical except for {by} (with the same seed)"]
     return [p["verdict"] for p in pairs]
