@@ -2,8 +2,8 @@
 
 Run: .venv/bin/python benchmarks/bench_compare.py   (or `make bench`)
 Synthetic stores are written directly (run dirs + `reindex`, no TensorFlow). Wall times are the
-median of 5 fresh processes (`python -m weightlab ...`, what a user types); the distance and the
-memory figures are measured in this process with tracemalloc.
+median of 5 fresh processes (`python -m weightlab ...`, what a user types); then the same work
+in this process without the imports, and the peak memory of a trajectory compare (tracemalloc).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,26 +104,54 @@ def wall(argv: list[str], store: Path) -> float:
     return statistics.median(times)
 
 
-def distance_in_process(root: Path) -> tuple[float, int, int]:
-    """Median seconds of analysis.compare(per_epoch) on two runs, and its tracemalloc peak."""
-    from weightlab import analysis
-    from weightlab.store import Store
-
-    store = Store(root)
-    records = store.select()
-    analysis.compare(store, records, per_epoch=True)  # warm-up: scipy, numpy imports
+def median_seconds(fn: Callable[[], object]) -> float:
+    fn()  # warm-up: imports (scipy.stats, numpy) and the page cache
     times = []
     for _ in range(REPEATS):
         start = time.perf_counter()
-        analysis.compare(store, records, per_epoch=True)
+        fn()
         times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def in_process(big: Path, two: Path, pair: Path) -> None:
+    """The work itself, imports excluded: ls (select + table), compare, the trajectory distance."""
+    import io
+
+    from rich.console import Console
+
+    from weightlab import analysis, render
+    from weightlab.store import Store
+
+    def ls() -> None:
+        store = Store(big)
+        Console(file=io.StringIO(), width=100).print(
+            render.runs_list(store.select(), str(big), 100)
+        )
+
+    def compare(root: Path, **kwargs: Any) -> Callable[[], dict[str, Any]]:
+        store = Store(root)
+        return lambda: analysis.compare(store, store.select(), **kwargs)
+
+    for label, fn in (
+        ("ls: select + render, 1,000 runs", ls),
+        ("analysis.compare, 200 runs x 20 epochs", compare(two, by="model.use_bias")),
+        ("analysis.compare(per_epoch), 2 runs x 101 snapshots", compare(pair, per_epoch=True)),
+    ):
+        print(f"{label + ' (in-process)':<60} {median_seconds(fn):>8.3f}")
+    run = compare(pair, per_epoch=True)
     tracemalloc.start()
-    result = analysis.compare(store, records, per_epoch=True)
+    result = run()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert len(result["pairs"][0]["seeds"][0]["epochs"]) == 101
-    epoch_bytes = sum(a.nbytes for a in store.snapshot(records[0]["id"], 0).values())
-    return statistics.median(times), peak, epoch_bytes
+    store = Store(pair)
+    epoch_bytes = sum(a.nbytes for a in store.snapshot(store.select()[0]["id"], 0).values())
+    print(
+        f"peak traced memory of that compare {peak / 1e6:.2f} MB; one epoch of one run "
+        f"{epoch_bytes / 1e6:.3f} MB; the whole trajectory of both runs "
+        f"{2 * 101 * epoch_bytes / 1e6:.1f} MB"
+    )
 
 
 def main() -> None:
@@ -162,13 +191,7 @@ def main() -> None:
             ),
         ):
             print(f"{label:<60} {wall(argv, store):>8.3f}")
-        seconds, peak, epoch_bytes = distance_in_process(pair)
-        print(f"{'analysis.compare(per_epoch), 2 runs x 101 snapshots, in-process':<60} "
-              f"{seconds:>8.3f}")  # fmt: skip
-        print(
-            f"peak traced memory {peak / 1e6:.2f} MB; one epoch of one run {epoch_bytes / 1e6:.3f}"
-            f" MB; a whole trajectory of both runs {2 * 101 * epoch_bytes / 1e6:.1f} MB"
-        )
+        in_process(big, two, pair)
 
 
 if __name__ == "__main__":

@@ -305,6 +305,12 @@ def test_unknown_by_key_exit_2(store):
     )
 
 
+def test_by_seed_is_a_usage_error(store):
+    bias_pairs(store, seeds=[0, 1])
+    with pytest.raises(UsageError, match="form the seed groups already"):
+        compare(store, by="seed")
+
+
 def test_where_filters(store):
     runs = bias_pairs(store, seeds=[0, 1])
     assert [r["id"] for r in analysis.where(store.select(), ["model.use_bias=false"])] == [

@@ -200,6 +200,8 @@ def compare(
     result = side_by_side(records, all_keys=all_keys)
     keys = [k for k in differing_keys([r["config"] for r in records]) if k != "seed"]
     by = None if by is None else resolve_key(records, by, "--by")
+    if by == "seed":
+        raise UsageError("--by seed: runs that differ only by seed form the seed groups already")
     if by is None and len(keys) == 1:
         by = keys[0]
     groups = seed_groups(records, keys)
