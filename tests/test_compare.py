@@ -221,6 +221,17 @@ def test_no_common_variables(store):
     assert invoke("compare").exit_code == 0
 
 
+def test_damaged_snapshot_is_a_finding_not_a_traceback(store):
+    a, b = bias_pairs(store, seeds=[0])
+    (store.run_dir(b["id"]) / "snapshots" / snapshot_name(3)).write_bytes(b"not a zip file")
+    result = compare(store)
+    assert result["pairs"][0]["seeds"][0]["distance"] is None
+    assert [f for f in result["findings"] if a["id"] in f] == [
+        f"{a['id']} / {b['id']}: epoch 3 snapshot unreadable (This file contains pickled "
+        "(object) data): no distance"
+    ]
+
+
 def test_single_run(store):
     write_run(store)
     result = compare(store)

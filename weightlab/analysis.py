@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+import zipfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -533,7 +534,7 @@ class _Trajectories:
                 }
                 for e in shown
             ]
-        if wanted and not last["variables"]:
+        if wanted and not last["variables"] and not any(a in n and b in n for n in self.notes):
             self.notes.append(
                 f"{a} and {b} have no variables of the same name and shape: no weight distance"
             )
@@ -541,7 +542,12 @@ class _Trajectories:
 
     def distance(self, a: str, b: str, epoch: int) -> dict[str, Any]:
         # One epoch of each run in memory at a time, never a whole trajectory.
-        return weight_distance(self.store.snapshot(a, epoch), self.store.snapshot(b, epoch))
+        try:
+            return weight_distance(self.store.snapshot(a, epoch), self.store.snapshot(b, epoch))
+        except (OSError, ValueError, zipfile.BadZipFile) as e:  # a damaged file: say so, go on
+            why = str(e).split(". ")[0]
+            self.notes.append(f"{a} / {b}: epoch {epoch} snapshot unreadable ({why}): no distance")
+            return weight_distance({}, {})
 
 
 def every_kth(epochs: list[int], every: int) -> list[int]:
