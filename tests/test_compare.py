@@ -527,3 +527,13 @@ def test_bias_free_group_ends_higher_on_real_runs(store):
         assert seed["distance"] > 0
     epoch0 = compare(store, per_epoch=True)["pairs"][0]["seeds"][0]["epochs"][0]
     assert epoch0["distance"] == 0.0 and epoch0["cosine"] == 1.0
+
+
+def test_per_epoch_csv_block(golden_store):
+    text = invoke("compare", "--per-epoch", "--every", "2", "--format", "csv").output
+    epochs = next(b for b in text.split("\n\n") if b.startswith("table,seed,epoch"))
+    rows = list(csv.DictReader(io.StringIO(epochs)))
+    assert [(r["seed"], r["epoch"]) for r in rows] == [
+        ("0", "0"), ("0", "2"), ("0", "3"), ("1", "0"), ("1", "2"), ("1", "3")
+    ]  # fmt: skip
+    assert rows[1]["loss_a"] == "0.1" and rows[1]["loss_b"] == "26.0" and rows[0]["gap"] == ""
