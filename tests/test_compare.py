@@ -329,11 +329,18 @@ def test_where_filters(store):
         runs[1]["id"],
     ]
     assert len(analysis.where(store.select(), ["use_bias=true", "seed=1"])) == 1
-    assert analysis.where(store.select(), ["status=diverged"]) == []
+    with pytest.raises(
+        UsageError,
+        match=r"'status=diverged': no selected run has that value \(they have: completed\)",
+    ):
+        analysis.where(store.select(), ["status=diverged"])
     data = json.loads(invoke("compare", "--where", "seed=0", "--format", "json").output)
     assert [r["id"] for r in data["runs"]] == [runs[0]["id"], runs[1]["id"]]
-    none = invoke("compare", "--where", "status=failed")
-    assert none.exit_code == 2 and "no runs to compare" in none.output
+    none = CliRunner().invoke(cli, ["compare", "--where", "use_bias=maybe"])
+    assert none.exit_code == 2
+    assert "--where 'use_bias=maybe': no selected run has that value (they have: false, true)" in (
+        none.output
+    )
     with pytest.raises(UsageError, match="expected KEY=VALUE"):
         analysis.where(store.select(), ["use_bias"])
     bad = CliRunner().invoke(cli, ["compare", "--where", "model.use_bais=false"])

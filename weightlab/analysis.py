@@ -248,7 +248,11 @@ def resolve_key(records: list[dict[str, Any]], key: str, option: str) -> str:
 
 
 def where(records: list[dict[str, Any]], conditions: Sequence[str]) -> list[dict[str, Any]]:
-    """The runs whose config key (or status, experiment, batch, id) equals each KEY=VALUE."""
+    """The runs whose config key (or status, experiment, batch, id) equals each KEY=VALUE.
+
+    Raises:
+        UsageError: a condition is not KEY=VALUE, names no config key, or leaves no run.
+    """
     for cond in conditions:
         key, sep, value = cond.partition("=")
         if not sep or not key.strip():
@@ -258,10 +262,17 @@ def where(records: list[dict[str, Any]], conditions: Sequence[str]) -> list[dict
             )
         key, value = key.strip(), value.strip()
         if key in RECORD_FIELDS:
-            records = [r for r in records if str(r.get(key)) == value]
-        elif records:
+            values = {r["id"]: str(r.get(key)) for r in records}
+        else:
             full = resolve_key(records, key, "--where")
-            records = [r for r in records if _same(r["config"].get(full), value)]
+            values = {r["id"]: r["config"].get(full) for r in records}
+        kept = [r for r in records if _same(values[r["id"]], value)]
+        if records and not kept:
+            seen = ", ".join(sorted({short_value(v) for v in values.values()}))
+            raise UsageError(
+                f"--where {cond!r}: no selected run has that value (they have: {seen})"
+            )
+        records = kept
     return records
 
 
