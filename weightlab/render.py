@@ -521,7 +521,7 @@ def pairs_section(result: dict[str, Any]) -> Section | None:
         for s in p["seeds"]:
             blew = [f"{x}@{s[f'blew_up_{x}']}" for x in "ab" if s[f"blew_up_{x}"] is not None]
             rows.append({**s, "pair": label, "blew_up": " ".join(blew) or None})
-        if p["of"] > 1:
+        if p["of"] != 1:  # over several seeds, or the groups alone when no seed matches
             ga, gb = (result["groups"][p[x]["group"]]["final_loss"] for x in "ab")
             rows.append(
                 {
