@@ -368,7 +368,7 @@ def describe(values: list[float | None]) -> dict[str, Any]:
         out["mean"] = math.fsum(finite) / len(finite)
     if len(finite) >= 2:
         import numpy as np
-        from scipy import stats  # about a second to import: only for a spread to describe
+        from scipy import stats  # 1.5-2 s to import (SciPy 1.17): only for a spread to describe
 
         # numpy for mean and std: scipy.stats.describe's input checks cost 15 ms a call.
         out["std"] = float(np.std(finite, ddof=1))
