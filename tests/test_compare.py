@@ -268,6 +268,13 @@ def test_compare_default_is_latest_batch(store):
     assert set(data) == {"keys", "by", "threshold", "runs", "pairs", "groups", "findings"}
 
 
+def test_all_keys(store):
+    bias_pairs(store, seeds=[0])
+    result = compare(store, all_keys=True)
+    assert {"model.use_bias", "train.epochs", "seed"} <= set(result["keys"])
+    assert result["by"] == "model.use_bias" and len(result["pairs"]) == 1
+
+
 def test_two_differing_keys_need_by(store):
     for init, bias in itertools.product(["glorot_uniform", "zeros", "ones"], [True, False]):
         write_run(
