@@ -35,10 +35,11 @@ format: venv
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
-# One script per target of issue 6; each prints its figures and ratios (several minutes in all).
+# One script per speed target, then compare's; each prints its figures and ratios (~15 minutes).
 bench: venv
 	$(BIN)/python benchmarks/bench_snapshots.py
 	$(BIN)/python benchmarks/bench_tiny.py
 	$(BIN)/python benchmarks/bench_startup.py
 	$(BIN)/python benchmarks/bench_storage.py
 	$(BIN)/python benchmarks/bench_memory.py
+	$(BIN)/python benchmarks/bench_compare.py
