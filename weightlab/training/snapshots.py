@@ -32,9 +32,10 @@ class WeightSnapshots(keras.callbacks.Callback):
     statistics, the snapshot file and then the history line are made on a
     :class:`~weightlab.background.BackgroundWriter` thread, so a line on disk means its snapshot
     is complete. Memory holds the epoch-0 and the previous arrays (for the distance-from-init and
-    change-per-epoch statistics) and the few epochs queued for writing, never the whole run. A non-finite loss or weight stops training and marks the run diverged;
-    the non-finite arrays are not written as a snapshot. Call :meth:`close` after ``fit`` (also
-    after an exception) to wait for the writes.
+    change-per-epoch statistics) and the few epochs queued for writing, never the whole run.
+    A non-finite loss or weight stops training and marks the run diverged; the non-finite arrays
+    are not written as a snapshot. Call :meth:`close` after ``fit`` (also after an exception) to
+    wait for the writes.
 
     Args:
         writer: the run directory writer.
