@@ -23,8 +23,8 @@ from weightlab.training.snapshots import STEP_BUFFER_BYTES, WeightSnapshots, sna
 Event = dict[str, Any]
 OnEvent = Callable[[Event], None]
 # Steps run in one compiled call are capped at about this many multiply-adds (batch x parameters
-# per step), a fraction of a second on one core: Keras' per-call overhead (~1 ms) is what makes
-# small models slow, and a call must stay short enough for Ctrl-C to be honoured promptly.
+# per step), a fraction of a second on one core: Keras' Python work per call is what makes small
+# models slow, and a call must stay short enough for Ctrl-C to be honoured promptly.
 WORK_PER_EXECUTION = 2**31
 
 
@@ -107,8 +107,9 @@ def plan_execution(
     All the steps of an epoch go into one compiled call (``steps_per_execution``) unless a step
     is big enough for Keras' per-call overhead not to matter. Per-step snapshots are copied
     inside the step (:class:`~weightlab.training.snapshots.StepCapture`); their buffer bounds
-    the steps per call. XLA follows Keras' ``jit_compile="auto"``: on with an accelerator, off on
-    a CPU, where compiling costs more than it saves on the small models measured.
+    the steps per call. XLA follows Keras' ``jit_compile="auto"``, which Keras turns off while
+    TensorFlow op determinism is on (weightlab's bit-identical runs need it); ``execution``
+    records the value Keras settled on.
     """
     steps_per_epoch = max(1, -(-len(dataset.x_train) // train_cfg["batch_size"]))
     params = max(1, int(model.count_params()))
