@@ -225,7 +225,8 @@ BAD: list[tuple[str, str, list[str], Expected]] = [
         MIN + "snapshots:\n  evry: 2\n",
         [],
         lambda f, d: (
-            f"{f}:3: snapshots.evry: unknown key; did you mean 'every'? (expected one of: every)"
+            f"{f}:3: snapshots.evry: unknown key; did you mean 'every'? "
+            "(expected one of: every, compress)"
         ),
     ),
     # ---- data ----------------------------------------------------------------------------------
@@ -1092,7 +1093,7 @@ DEFAULT_CONFIG = {
         "batch_size": 32,
         "shuffle": True,
     },
-    "snapshots": {"every": "epoch"},
+    "snapshots": {"every": "epoch", "compress": False},
 }
 
 
@@ -1429,6 +1430,7 @@ def test_flatten_default_config() -> None:
         "train.batch_size": 32,
         "train.shuffle": True,
         "snapshots.every": "epoch",
+        "snapshots.compress": False,
     }
 
 
