@@ -238,3 +238,27 @@ def test_a_failed_write_fails_the_run_and_never_gets_ahead_of_history(
     assert record["status"] == "failed" and "No space left" in record["error"]
     assert store.snapshot_epochs(record["id"]) == [0, 1]
     assert [row["epoch"] for row in store.history(record["id"])] == [0, 1]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    ("params", "every", "expected"),
+    [
+        (33, "epoch", 32),  # tiny: the whole epoch in one call
+        (2**21, "epoch", 32),  # 2 M parameters x 32 = 2^26 multiply-adds a step: still 32
+        (2**28, "epoch", 1),  # a step alone exceeds the budget: one step per call
+        (2**21, 1, 8),  # the 64 MB buffer holds 8 copies of 8 MB
+        (2**21, 3, 24),  # ... which cover 24 steps when every third step is copied
+    ],
+)
+def test_execution_plan_caps_steps_per_call(params, every, expected):
+    from weightlab.data import Dataset
+    from weightlab.training.runner import plan_execution
+
+    class Model:
+        def count_params(self):
+            return params
+
+    rows = Dataset(np.zeros((1000, 2), np.float32), np.zeros((1000, 1)), None, None)
+    plan = plan_execution(Model(), rows, {"batch_size": 32}, every)
+    assert plan["steps_per_epoch"] == 32 and plan["steps_per_execution"] == expected
