@@ -157,12 +157,22 @@ def test_shuffled_runs_take_as_many_updates_per_epoch_as_plain_fit(write_config,
 
 
 @pytest.mark.keras
-@pytest.mark.parametrize(("every", "steps_per_execution"), [(1, 6), (2, 4), (3, 5)])
-def test_step_snapshots_equal_a_copy_after_every_batch(base, tmp_path, every, steps_per_execution):
-    """Copies taken inside the compiled step, also when an execution spans an epoch's end."""
+@pytest.mark.parametrize(
+    ("every", "steps_per_execution", "parts"),
+    [(1, 6, False), (2, 4, False), (3, 5, False), (1, 4, True)],
+)
+def test_step_snapshots_equal_a_copy_after_every_batch(
+    base, tmp_path, monkeypatch, every, steps_per_execution, parts
+):
+    """Copies taken inside the compiled step, also when an execution spans an epoch's end, and
+    when an epoch's copies outgrow the memory budget and are written in parts."""
     from weightlab.store import RunWriter, new_record
+    from weightlab.training import snapshots
     from weightlab.training.runner import feed, set_determinism
     from weightlab.training.snapshots import snapshot_callback
+
+    if parts:
+        monkeypatch.setattr(snapshots, "STEP_BUFFER_BYTES", 1)  # every execution's copies
 
     store, record, dataset, train, copies = base
     set_determinism(0)
@@ -179,7 +189,9 @@ def test_step_snapshots_equal_a_copy_after_every_batch(base, tmp_path, every, st
     for i, step in enumerate(steps):
         assert_close({k: a[i] for k, a in arrays.items()}, copies[step - 1])
     files = sorted(p.name for p in (out.run_dir(writer.id) / "snapshots").glob("steps-*"))
-    assert files == [f"steps-000{e}.npz" for e in (1, 2, 3)]
+    per_epoch = [f"steps-000{e}.npz" for e in (1, 2, 3)]
+    # 6 steps per epoch in calls of 4: the first 4 copies, then the other 2 as part 1.
+    assert files == sorted(per_epoch + [f"steps-000{e}.1.npz" for e in (1, 2, 3)] * parts)
 
 
 def snapshot_bytes(store, record):

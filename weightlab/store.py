@@ -384,16 +384,20 @@ class Store:
             return np.zeros(0, dtype=np.int64), {}
         keys = [k for k in chunks[0] if k != "step"]
         steps = np.concatenate([c["step"] for c in chunks])
-        return steps, {k: np.concatenate([c[k] for c in chunks]) for k in keys}
+        order = np.argsort(steps, kind="stable")  # the parts of an epoch sort after its first file
+        return steps[order], {k: np.concatenate([c[k] for c in chunks])[order] for k in keys}
 
 
 def snapshot_name(epoch: int) -> str:
     return f"epoch-{epoch:04d}.npz"
 
 
-def steps_name(epoch: int) -> str:
-    """The file of the per-step snapshots taken during ``epoch`` (counted from 1)."""
-    return f"steps-{epoch:04d}.npz"
+def steps_name(epoch: int, part: int = 0) -> str:
+    """The file of the per-step snapshots taken during ``epoch`` (counted from 1).
+
+    An epoch with more copies than the writer holds in memory has parts 1, 2, ... as well.
+    """
+    return f"steps-{epoch:04d}.npz" if part == 0 else f"steps-{epoch:04d}.{part}.npz"
 
 
 class RunWriter:

@@ -211,15 +211,20 @@ class BatchWeightSnapshots(WeightSnapshots):
 
     The copies are taken inside the compiled step (:class:`StepCapture`), so any
     ``steps_per_execution`` works, and written once per epoch as one file of stacked arrays
-    (``steps-EEEE.npz``: ``step`` plus each variable with a leading step axis). Copies with
-    non-finite values are dropped. A separate class because defining a batch hook makes Keras
-    call it after every execution; runs that snapshot per epoch should not pay for that.
+    (``steps-EEEE.npz``: ``step`` plus each variable with a leading step axis). An epoch whose
+    copies outgrow :data:`STEP_BUFFER_BYTES` is written in parts as it goes (``steps-EEEE.1.npz``,
+    ...), so memory does not grow with the steps of an epoch either. Copies with non-finite
+    values are dropped. A separate class because defining a batch hook makes Keras call it after
+    every execution; runs that snapshot per epoch should not pay for that.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.capture: StepCapture | None = None
         self.pending: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+        self.pending_bytes = 0
+        self.epoch = 1  # the epoch being trained, counted from 1
+        self.part = 0
 
     def set_model(self, model: keras.Model) -> None:
         super().set_model(model)
@@ -232,24 +237,34 @@ class BatchWeightSnapshots(WeightSnapshots):
         taken = self.capture.drain() if self.capture is not None else None
         if taken is not None:
             self.pending.append(taken)
+            self.pending_bytes += sum(a.nbytes for a in taken[1].values())
         self.snapshot_seconds += time.perf_counter() - start
+
+    def _flush_steps(self) -> None:
+        if self.pending:
+            chunks, name = self.pending, steps_name(self.epoch, self.part)
+            self.jobs.submit(lambda: self._save_steps(name, chunks))
+            self.pending, self.pending_bytes, self.part = [], 0, self.part + 1
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch, self.part = epoch + 1, 0
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._drain()
+        if self.pending_bytes >= STEP_BUFFER_BYTES:
+            self._flush_steps()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._drain()
-        if self.pending:
-            chunks, self.pending = self.pending, []
-            self.jobs.submit(lambda: self._save_steps(epoch + 1, chunks))
+        self._flush_steps()
         super().on_epoch_end(epoch, logs)
 
     def _save_steps(
-        self, epoch: int, chunks: list[tuple[np.ndarray, dict[str, np.ndarray]]]
+        self, name: str, chunks: list[tuple[np.ndarray, dict[str, np.ndarray]]]
     ) -> None:
         steps, arrays = stack_finite(chunks)
         if len(steps):
-            self._save(steps_name(epoch), {"step": steps, **arrays})
+            self._save(name, {"step": steps, **arrays})
             self.step_count += len(steps)
 
 
