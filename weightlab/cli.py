@@ -182,6 +182,48 @@ def compare_(selectors: tuple[str, ...], all_keys: bool, store_path: str | None,
 
 
 @cli.command()
+@click.argument("run_selector", metavar="RUN")
+@click.option("--epoch", type=click.IntRange(min=0), help="Snapshot epoch [default: the last].")
+@click.option("--layer", help="Layer name [default: the first layer].")
+@click.option(
+    "--unit", type=click.IntRange(min=0), default=0, show_default=True, help="Unit, 0-based."
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Training sample of the run's data, 0-based.",
+)
+@store_option
+@format_option
+def explain(
+    run_selector: str,
+    epoch: int | None,
+    layer: str | None,
+    unit: int,
+    sample: int,
+    store_path: str | None,
+    fmt: str,
+) -> None:
+    """Show one unit's z = x·w + b term by term on one sample, from the stored weights.
+
+    \b
+    Example:
+      weightlab explain latest --layer out --sample 3
+    """
+    from weightlab.explain import explain as explain_unit  # numpy, only for this command
+
+    store = Store.open(store_path)
+    record = store.get(run_selector)
+    result = explain_unit(store, record["id"], epoch=epoch, layer=layer, unit=unit, sample=sample)
+    if fmt == "json":
+        click.echo(render.as_json(result))
+    else:
+        _out().print(render.explanation(result))
+
+
+@cli.command()
 @store_option
 def reindex(store_path: str | None) -> None:
     """Rebuild the index from the run directories (the directories are the truth)."""

@@ -385,3 +385,84 @@ def validated(path: str, describe: str, keras_checked: bool) -> Text:
     if not keras_checked:
         text.append(" (Keras names not resolved; add --keras)", style="dim")
     return text
+
+
+# ---- explain -------------------------------------------------------------------------------------
+
+
+def _signed(v: float | None) -> str:
+    return "-" if v is None else ("+" if v >= 0 else "") + num(v)
+
+
+def explanation(e: dict[str, Any]) -> RenderableType:
+    """One unit's ``z = x·w + b`` term by term, then its activation and how w and b moved."""
+    layer = e["layer"]
+    sample = e["sample"]
+    head = Text()
+    head.append(f"run {e['run']} ({e['experiment']}, {e['status']}), epoch {e['epoch']}")
+    head.append(f" of {e['first_epoch']}..{e['last_epoch']}\n")
+    head.append(
+        f"layer {layer['name']} ({layer['index'] + 1} of {layer['count']}), unit {e['unit']} of "
+        f"{layer['units']} (0-based), activation {layer['activation']}\n"
+    )
+    target = ", ".join(num(t) for t in sample["target"])
+    source = (
+        "the sample's features"
+        if layer["inputs_from"] == "data"
+        else f"layer {layer['inputs_from']}'s outputs for it"
+    )
+    head.append(
+        f"input: training sample {sample['index']} of {sample['of']} (target {target}); "
+        f"x = {source}"
+    )
+    first = e["change"]["from_epoch"]
+    table = _table()
+    table.add_column("input")
+    for header in ("x_i", "w_i", "x_i·w_i", f"w_i@{first}", "change"):
+        table.add_column(header, justify="right")
+    for t in e["terms"]:
+        table.add_row(
+            t["name"],
+            num(t["x"]),
+            num(t["w"]),
+            num(t["product"]),
+            num(t["w_initial"]),
+            _signed(t["w_change"]),
+        )
+    sums = Table.grid(padding=(0, 2))
+    sums.add_column()
+    sums.add_column(justify="right")
+    sums.add_column(style="dim")
+    sums.add_row("x·w = Σ x_i·w_i", num(e["dot"]), "the dot product")
+    if e["bias"] is None:
+        sums.add_row("+ b", "none", "")
+    else:
+        sums.add_row(
+            "+ b",
+            num(e["bias"]),
+            f"b@{first} = {num(e['bias_initial'])}, change {_signed(e['change']['bias_change'])}",
+        )
+    sums.add_row("z = x·w + b" if e["bias"] is not None else "z = x·w", num(e["z"]), "")
+    if e["layer_z"] is not None:
+        sums.add_row("z of the layer", "[" + ", ".join(num(v) for v in e["layer_z"]) + "]", "")
+    sums.add_row(f"output = {layer['activation']}(z)", num(e["output"]), layer["formula"])
+    parts: list[RenderableType] = [head, Text(""), table, Text(""), sums]
+    if e["bias"] is None:
+        parts.append(
+            Text(
+                f"no b: layer {layer['name']} has use_bias: false, so z = x·w is 0 whenever x is "
+                "0: the unit's decision boundary (z = 0), or its fitted line, must pass through "
+                "the origin."
+            )
+        )
+    c = e["change"]
+    moved = (
+        f"epoch {c['from_epoch']} → {c['to_epoch']}: |w| {num(c['w_norm_initial'])} → "
+        f"{num(c['w_norm'])}, w moved {num(c['w_distance'])} (L2)"
+    )
+    if e["bias"] is not None:
+        moved += f"; b {num(e['bias_initial'])} → {num(e['bias'])}"
+    parts.append(Text(moved))
+    out = ", ".join(num(v) for v in e["network_output"])
+    parts.append(Text(f"network output for this sample: {out}", style="dim"))
+    return Group(*parts)
