@@ -71,7 +71,7 @@ def normalized(text: str) -> str:
 
 
 def test_golden_hidden_layer_inputs(store, tmp_path):
-    """Layer `out` on sample 1: its inputs are dense_1's ReLU outputs [3, 6.5, 0] (hand-computed)."""
+    """Layer `out` on sample 1: its inputs are dense_1's ReLU outputs [3, 6.5, 0] (by hand)."""
     rec = known_run(store, tmp_path)
     result = invoke("explain", rec["id"], "--layer", "out", "--sample", "1")
     assert result.exit_code == 0, result.output

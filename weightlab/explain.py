@@ -117,8 +117,9 @@ def activation_name(ref: Any) -> str:
                 "not implemented in numpy"
             )
     if not isinstance(name, str) or name not in ACTIVATIONS:
+        hint = did_you_mean(str(name), list(ACTIVATIONS))
         raise UsageError(
-            f"explain cannot redo the activation {name!r} in numpy{did_you_mean(str(name), list(ACTIVATIONS))}"
+            f"explain cannot redo the activation {name!r} in numpy{hint}"
             f" (implemented: {', '.join(sorted(ACTIVATIONS))})"
         )
     return name
