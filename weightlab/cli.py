@@ -62,6 +62,14 @@ def format_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+def _selected(store: Store, selectors: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The runs the selectors name, or the latest batch's; an empty store is an error."""
+    records = store.select(selectors, default="latest-batch")
+    if not records:
+        raise WeightlabError(f"no runs in {store.root} yet; start one with `weightlab run CONFIG`")
+    return records
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="weightlab")
 def cli() -> None:
@@ -170,10 +178,7 @@ def show(run_selector: str, every: int, store_path: str | None, fmt: str) -> Non
 def compare_(selectors: tuple[str, ...], all_keys: bool, store_path: str | None, fmt: str) -> None:
     """Put runs side by side (default: the runs of the latest `weightlab run`)."""
     store = Store.open(store_path)
-    records = store.select(selectors, default="latest-batch")
-    if not records:
-        raise WeightlabError(f"no runs in {store.root} yet; start one with `weightlab run CONFIG`")
-    result = analysis.side_by_side(records, all_keys=all_keys)
+    result = analysis.side_by_side(_selected(store, selectors), all_keys=all_keys)
     if fmt == "json":
         click.echo(render.as_json(result))
     else:
@@ -221,6 +226,39 @@ def explain(
         click.echo(render.as_json(result))
     else:
         _out().print(render.explanation(result))
+
+
+@cli.command(name="export")
+@click.argument("selectors", nargs=-1)
+@click.option(
+    "--to",
+    "target",
+    type=(click.Choice(["csv", "tensorboard"]), click.Path(file_okay=False)),
+    required=True,
+    metavar="csv|tensorboard DIR",
+    help="What to write, and the directory to write it into.",
+)
+@store_option
+@format_option
+def export_(
+    selectors: tuple[str, ...], target: tuple[str, str], store_path: str | None, fmt: str
+) -> None:
+    """Export runs' histories as tidy CSV, or as TensorBoard event files (default: latest batch).
+
+    \b
+    Examples:
+      weightlab export bias-vs-no-bias --to csv exported/
+      weightlab export latest --to tensorboard tb/ && tensorboard --logdir tb/
+    """
+    from weightlab.export import export
+
+    store = Store.open(store_path)
+    records = _selected(store, selectors)
+    result = export(store, records, target[0], target[1])
+    if fmt == "json":
+        click.echo(render.as_json(result))
+    else:
+        _out().print(render.exported(result))
 
 
 @cli.command()

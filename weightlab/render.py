@@ -466,3 +466,17 @@ def explanation(e: dict[str, Any]) -> RenderableType:
     out = ", ".join(num(v) for v in e["network_output"])
     parts.append(Text(f"network output for this sample: {out}", style="dim"))
     return Group(*parts)
+
+
+# ---- export / plot -------------------------------------------------------------------------------
+
+
+def exported(result: dict[str, Any]) -> Text:
+    runs = f"{result['runs']} run{'s' if result['runs'] != 1 else ''}"
+    if result["to"] == "csv":
+        rows = f"{result['rows']} rows (run × epoch × variable)"
+        return Text(f"wrote {rows} of {runs} to {result['files'][0]}")
+    return Text(
+        f"wrote {runs} ({result['scalars']} scalars, {result['histograms']} histograms) to "
+        f"{result['directory']}; view them with: tensorboard --logdir {result['directory']}"
+    )
