@@ -228,6 +228,51 @@ def explain(
         _out().print(render.explanation(result))
 
 
+@cli.command()
+@click.argument("selectors", nargs=-1)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The figure file: .png or .svg.",
+)
+@click.option(
+    "--what",
+    type=click.Choice(["loss", "weights", "biases"]),
+    default="loss",
+    show_default=True,
+    help="loss curves, kernel/bias norms per layer, or one layer's bias values per epoch.",
+)
+@click.option("--layer", help="For --what biases: the layer [default: the first with a bias].")
+@store_option
+@format_option
+def plot(
+    selectors: tuple[str, ...],
+    output: str,
+    what: str,
+    layer: str | None,
+    store_path: str | None,
+    fmt: str,
+) -> None:
+    """Draw runs into a PNG or SVG file (default: the runs of the latest batch).
+
+    \b
+    Examples:
+      weightlab plot bias-vs-no-bias -o loss.png
+      weightlab plot latest --what biases --layer dense_1 -o biases.svg
+    """
+    from weightlab import plot as plots  # matplotlib, only for this command
+
+    plots.check_output(output)  # a wrong extension is refused before anything is read
+    store = Store.open(store_path)
+    result = plots.plot(store, _selected(store, selectors), what, output, layer=layer)
+    if fmt == "json":
+        click.echo(render.as_json(result))
+    else:
+        _out().print(render.plotted(result))
+
+
 @cli.command(name="export")
 @click.argument("selectors", nargs=-1)
 @click.option(

@@ -480,3 +480,11 @@ def exported(result: dict[str, Any]) -> Text:
         f"wrote {runs} ({result['scalars']} scalars, {result['histograms']} histograms) to "
         f"{result['directory']}; view them with: tensorboard --logdir {result['directory']}"
     )
+
+
+def plotted(result: dict[str, Any]) -> Text:
+    runs = len(result["runs"])
+    text = f"wrote {result['path']}: {result['what']} of {runs} run{'s' if runs != 1 else ''}"
+    if result.get("log_scale"):
+        text += " (log scale: the losses span decades)"
+    return Text(text)
