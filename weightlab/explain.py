@@ -15,7 +15,7 @@ import numpy as np
 
 from weightlab import data
 from weightlab.config import did_you_mean
-from weightlab.errors import UsageError
+from weightlab.errors import DataError, UsageError
 from weightlab.store import Store
 
 Array = np.ndarray
@@ -142,6 +142,26 @@ def forward(layers: list[dict[str, Any]], arrays: dict[str, Array], x: Array) ->
     return outputs
 
 
+def load_data(stored: dict[str, Any], seed: int) -> data.Dataset:
+    """The run's dataset, as its runner built it, from the stored ``data:`` section.
+
+    Keys the section lacks (a config written by hand or by an older weightlab) take the schema's
+    defaults, as they did when the run was configured.
+
+    Raises:
+        DataError: the data cannot be rebuilt (a file is gone, a required key is missing).
+    """
+    from weightlab import config as schema
+
+    kind = stored.get("kind", "linear")
+    fields = {**schema.DATA_COMMON, **schema.DATA_KIND_FIELDS.get(kind, {})}
+    defaults = {k: f.default for k, f in fields.items() if f.default is not schema.REQUIRED}
+    try:
+        return data.load({**defaults, **stored}, seed)
+    except KeyError as e:
+        raise DataError(f"data.{e.args[0]}: missing from the run's stored config") from None
+
+
 def _pick_layer(layers: list[dict[str, Any]], name: str | None) -> int:
     if name is None:
         return 0
@@ -208,7 +228,7 @@ def explain(
     index = _pick_layer(layers, layer)
     spec = layers[index]
     _check_range(f"layer {spec['name']}", unit, spec["units"], "--unit", "units")
-    dataset = data.load(config["data"], record["seed"])
+    dataset = load_data(config["data"], record["seed"])
     _check_range("the run's training data", sample, len(dataset.x_train), "--sample", "samples")
 
     x = dataset.x_train[sample : sample + 1].astype(np.float64)
