@@ -204,3 +204,23 @@ def test_unwritable_directory_exit_1(store, pair, tmp_path):
 def test_empty_store(tmp_path):
     result = invoke("export", "--to", "csv", str(tmp_path))
     assert result.exit_code == 1 and "no runs in" in result.output
+
+
+@pytest.mark.keras
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # in Keras' callback
+def test_train_tensorboard_attaches_keras_callback(store, write_config):
+    """`train.tensorboard: true` adds Keras' own TensorBoard callback, logging into the run dir."""
+    from weightlab.config import load_experiment
+    from weightlab.training.runner import run_experiment
+
+    path = write_config(
+        "data: {kind: linear, samples: 32, features: 2}\nmodel: {layers: [{units: 1}]}\n"
+        "train: {epochs: 2, batch_size: 16}\nmatrix: {train.tensorboard: [true, false]}\n"
+    )
+    with_tb, without = run_experiment(load_experiment(path, []), store)
+    assert with_tb["status"] == without["status"] == "completed"
+    logdir = store.run_dir(with_tb["id"]) / "tensorboard"
+    for split in ("train", "validation"):
+        assert list((logdir / split).glob("events.out.tfevents.*")), split
+    assert not (store.run_dir(without["id"]) / "tensorboard").exists()
+    assert store.snapshot_epochs(with_tb["id"]) == [0, 1, 2]
