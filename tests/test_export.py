@@ -207,7 +207,7 @@ def test_empty_store(tmp_path):
 
 
 @pytest.mark.keras
-@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # in Keras' callback
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # Keras
 def test_train_tensorboard_attaches_keras_callback(store, write_config):
     """`train.tensorboard: true` adds Keras' own TensorBoard callback, logging into the run dir."""
     from weightlab.config import load_experiment
