@@ -8,13 +8,16 @@ import sys
 
 import numpy as np
 import pytest
+import test_cli
 from click.testing import CliRunner
-from conftest import REPO, write_run
+from conftest import write_run
 
 import weightlab
 from weightlab import render
 from weightlab.cli import cli
 from weightlab.errors import RunNotFound, UsageError
+
+no_tensorflow = test_cli.no_tensorflow  # the fixture: tensorflow and keras refuse import
 
 
 @pytest.fixture
@@ -137,11 +140,9 @@ def test_compare_returns_what_the_cli_renders(store, pair):
         weightlab.compare(["b"])  # type: ignore[list-item]
 
 
-def test_import_weightlab_stays_cheap_and_the_api_never_imports_tensorflow(store, pair, tmp_path):
-    fake = tmp_path / "fake"
-    for name in ("tensorflow", "keras"):
-        (fake / name).mkdir(parents=True)
-        (fake / name / "__init__.py").write_text(f"raise ImportError('{name} imported')\n")
+def test_import_weightlab_stays_cheap_and_the_api_never_imports_tensorflow(
+    store, pair, no_tensorflow
+):
     code = (
         "import sys, weightlab\n"
         "assert 'weightlab.api' not in sys.modules and 'numpy' not in sys.modules\n"
@@ -152,7 +153,7 @@ def test_import_weightlab_stays_cheap_and_the_api_never_imports_tensorflow(store
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],
-        env={**__import__("os").environ, "PYTHONPATH": f"{fake}:{REPO}"},
+        env=no_tensorflow,
         capture_output=True,
         text=True,
         timeout=60,

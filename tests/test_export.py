@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
+import test_cli
 from click.testing import CliRunner
-from conftest import REPO, write_run
+from conftest import write_run
 
 from weightlab.cli import cli
+
+no_tensorflow = test_cli.no_tensorflow  # the fixture: tensorflow and keras refuse import
 
 
 def invoke(*args: str):
@@ -125,16 +127,7 @@ def read_back(logdir, env):
     return json.loads(proc.stdout)
 
 
-@pytest.fixture
-def env_without_tensorflow(tmp_path):
-    fake = tmp_path / "fake"
-    for name in ("tensorflow", "keras"):
-        (fake / name).mkdir(parents=True)
-        (fake / name / "__init__.py").write_text(f"raise ImportError('{name} imported')\n")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), str(REPO)])}
-
-
-def test_tensorboard_events_read_back(store, pair, tmp_path, env_without_tensorflow):
+def test_tensorboard_events_read_back(store, pair, tmp_path, no_tensorflow):
     a, b = pair
     out = tmp_path / "tb"
     result = invoke("export", "b", "--to", "tensorboard", str(out))
@@ -142,7 +135,7 @@ def test_tensorboard_events_read_back(store, pair, tmp_path, env_without_tensorf
     # Scalars: 3 metrics × 3 epochs + 2 statistics × variables × 4 epochs, for each run.
     assert "wrote 2 runs (66 scalars, 24 histograms)" in result.output
     assert f"tensorboard --logdir {out}" in " ".join(result.output.split())
-    got = read_back(out / "exp" / a["id"], env_without_tensorflow)
+    got = read_back(out / "exp" / a["id"], no_tensorflow)
     assert got["loss"] == [[1, 1.0], [2, 0.5], [3, 0.25]]
     history = store.history(a["id"])
     assert got["norm"] == [
@@ -159,7 +152,7 @@ def test_tensorboard_events_read_back(store, pair, tmp_path, env_without_tensorf
             6,
         )
     assert [h[0] for h in got["histograms"]["out/kernel"]] == [0, 1, 2, 3]
-    free = read_back(out / "exp" / b["id"], env_without_tensorflow)
+    free = read_back(out / "exp" / b["id"], no_tensorflow)
     assert sorted(free["histograms"]) == ["dense_1/kernel", "out/kernel"]
 
 
