@@ -155,3 +155,24 @@ def test_unwritable_output_exit_1(runs, tmp_path):
 def test_empty_store_exit_1(tmp_path):
     result = invoke("plot", "-o", str(tmp_path / "x.png"))
     assert result.exit_code == 1 and "no runs in" in result.output
+
+
+def test_a_run_that_blew_up_in_its_first_epoch_is_still_marked(store, tmp_path):
+    """No finite loss at all (random_normal(stddev=20) in configs/initializers.yaml): X on top."""
+    ok = write_run(
+        store, batch="e", cell={"model.kernel_initializer": "zeros"}, losses=[1, 0.9, 0.8]
+    )
+    bad = write_run(
+        store,
+        batch="e",
+        cell={"model.kernel_initializer": "huge"},
+        status="diverged",
+        diverged_at=1,
+        epochs=2,
+        losses=[float("nan"), float("nan")],
+    )
+    out = tmp_path / "e.svg"
+    info = plot_json("e", "-o", str(out))
+    assert info["diverged"] == [{"run": bad["id"], "epoch": 1, "loss": None}]
+    assert info["runs"] == [bad["id"], ok["id"]]
+    assert "blew up at epoch 1" in out.read_text()

@@ -168,15 +168,7 @@ def _loss(
             last = [row["loss"] for row in rows if _finite(row.get("loss"))]
             y = last[-1] if last else None
             diverged.append({"run": r["id"], "epoch": at, "loss": y})
-            if y is not None:
-                ax.plot([at], [y], marker="X", markersize=12, color=color, linestyle="none")
-                ax.annotate(
-                    f"blew up at epoch {at}",
-                    (at, y),
-                    textcoords="offset points",
-                    xytext=(6, 6),
-                    color=color,
-                )
+            _mark_blowup(ax, at, y, color)
     positive = [v for v in finite if v > 0]
     log = bool(positive) and len(positive) == len(finite) and max(positive) / min(positive) >= 100
     if log:
@@ -191,6 +183,21 @@ def _loss(
             ]
         ax.legend(handles=handles, fontsize="small")
     return {"log_scale": log, "diverged": diverged, "title": "loss per epoch"}
+
+
+def _mark_blowup(ax: Axes, epoch: int, loss: float | None, color: str) -> None:
+    """An X where a run blew up: on its last finite loss, or atop the axes if it never had one."""
+    coords = ax.transData if loss is not None else ax.get_xaxis_transform()
+    y = loss if loss is not None else 0.95
+    ax.plot([epoch], [y], marker="X", markersize=12, color=color, ls="none", transform=coords)
+    ax.annotate(
+        f"blew up at epoch {epoch}",
+        (epoch, y),
+        xycoords=coords,
+        textcoords="offset points",
+        xytext=(6, 6 if loss is not None else -14),
+        color=color,
+    )
 
 
 def _norms(
