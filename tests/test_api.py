@@ -133,7 +133,19 @@ def test_compare_returns_what_the_cli_renders(store, pair):
     cli_json = CliRunner().invoke(cli, ["compare", "b", "--format", "json"]).output
     assert json.loads(render.as_json(result)) == json.loads(cli_json)
     assert result["keys"] == ["model.use_bias"]
-    assert [r["settings"]["model.use_bias"] for r in result["runs"]] == ["false", "true"]
+    # compare lists runs oldest first (matrix order), and pairs them by the one key that differs.
+    assert [r["settings"]["model.use_bias"] for r in result["runs"]] == ["true", "false"]
+    assert result["by"] == "model.use_bias" and len(result["pairs"]) == 1
+    assert {"runs", "pairs", "groups"} <= set(result)
+    paired = weightlab.compare(s.runs("b"), by="model.use_bias", per_epoch=True)
+    cli_json = (
+        CliRunner()
+        .invoke(cli, ["compare", "b", "--by", "model.use_bias", "--per-epoch", "--format", "json"])
+        .output
+    )
+    assert json.loads(render.as_json(paired)) == json.loads(cli_json)
+    assert paired["by"] == "model.use_bias" and len(paired["pairs"]) == 1
+    assert [e["epoch"] for e in paired["pairs"][0]["seeds"][0]["epochs"]] == [0, 1, 2, 3, 4]
     with pytest.raises(UsageError, match="no runs given"):
         weightlab.compare([])
     with pytest.raises(UsageError, match="takes runs from store.runs"):
@@ -159,4 +171,5 @@ def test_import_weightlab_stays_cheap_and_the_api_never_imports_tensorflow(
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["(5, 2, 3) 5 bias", "['findings', 'keys', 'runs']"]
+    assert proc.stdout.splitlines()[0] == "(5, 2, 3) 5 bias"
+    assert {"runs", "pairs", "groups"} <= set(eval(proc.stdout.splitlines()[1]))

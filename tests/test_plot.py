@@ -130,7 +130,10 @@ def test_same_settings_are_told_apart_by_id(store):
     [
         (["-o", "fig.jpg"], "-o fig.jpg: expected a file ending in .png or .svg; got '.jpg'"),
         (["-o", "fig"], "-o fig: expected a file ending in .png or .svg; got 'no extension'"),
-        (["-o", "f.png", "--what", "norms"], "'norms' is not one of 'loss', 'weights', 'biases'"),
+        (
+            ["-o", "f.png", "--what", "norms"],
+            "'norms' is not one of 'loss', 'weights', 'biases', 'distance'",
+        ),
         (["-o", "f.png", "--what", "biases", "--layer", "dens_1"], "did you mean 'dense_1'?"),
         (["nope", "-o", "f.png"], "no run matches 'nope'"),
     ],
@@ -176,3 +179,39 @@ def test_a_run_that_blew_up_in_its_first_epoch_is_still_marked(store, tmp_path):
     assert info["diverged"] == [{"run": bad["id"], "epoch": 1, "loss": None}]
     assert info["runs"] == [bad["id"], ok["id"]]
     assert "blew up at epoch 1" in out.read_text()
+
+
+def relative_distance(a: dict, b: dict) -> float:
+    """|a - b| / max(|a|, |b|) over the variables both runs have (by hand, with numpy)."""
+    import numpy as np
+
+    common = [k for k in a if k in b]
+    va = np.concatenate([a[k].ravel() for k in common]).astype(np.float64)
+    vb = np.concatenate([b[k].ravel() for k in common]).astype(np.float64)
+    return float(np.linalg.norm(va - vb) / max(np.linalg.norm(va), np.linalg.norm(vb)))
+
+
+def test_distance_between_paired_runs(store, runs, tmp_path):
+    good, free = runs
+    out = tmp_path / "d.svg"
+    info = plot_json("b", "--what", "distance", "-o", str(out))
+    assert info["by"] == "model.use_bias"
+    (pair,) = info["pairs"]
+    assert pair["pair"] == "use_bias=false vs use_bias=true" and pair["seed"] == 0
+    assert pair["epochs"] == [0, 1, 2, 3, 4]
+    want = [
+        relative_distance(store.snapshot(good["id"], e), store.snapshot(free["id"], e))
+        for e in range(5)
+    ]
+    assert pair["distance"] == pytest.approx(want)
+    assert pair["distance"][0] == 0.0  # the same seed: the same initial kernels
+    svg = out.read_text()
+    assert "use_bias=false vs use_bias=true" in svg and "pairs by model.use_bias" in svg
+
+
+def test_distance_without_pairs_exit_2(store, tmp_path):
+    write_run(store, batch="one")
+    result = CliRunner().invoke(cli, ["plot", "one", "--what", "distance", "-o", "d.png"])
+    assert result.exit_code == 2
+    assert "--what distance needs pairs of runs" in " ".join(result.output.split())
+    assert "one run: nothing to pair it with" in " ".join(result.output.split())

@@ -4,7 +4,7 @@
 >>> store = weightlab.open_store()                    # $WEIGHTLAB_STORE or ./weightlab-runs
 >>> runs = store.runs(experiment="bias-vs-no-bias", where={"model.use_bias": False})
 >>> runs[0].trajectory("dense_1/kernel").shape       # (epochs + 1, 3, 8)
->>> weightlab.compare(runs)                          # the data `weightlab compare` renders
+>>> weightlab.compare(runs, by="model.use_bias")    # the data `weightlab compare` renders
 
 Nothing here imports TensorFlow; numpy is imported when arrays are read, pandas only for
 :attr:`Run.history` when it is installed.
@@ -13,7 +13,7 @@ Nothing here imports TensorFlow; numpy is imported when arrays are read, pandas 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from weightlab import analysis
@@ -208,17 +208,51 @@ def open_store(path: str | os.PathLike[str] | None = None) -> RunStore:
     return RunStore(Store.open(path))
 
 
-def _records(runs: Iterable[Run] | Sequence[Run]) -> list[dict[str, Any]]:
-    records = []
-    for run in runs:
+def _records(runs: Iterable[Run]) -> tuple[Store, list[dict[str, Any]]]:
+    """The runs' records (flat config included) and their one store."""
+    chosen = list(runs)
+    for run in chosen:
         if not isinstance(run, Run):
             raise UsageError(f"compare takes runs from store.runs(...); got {type(run).__name__}")
-        records.append({**run._indexed, **run.record, "config": run.flat_config})
-    if not records:
+    if not chosen:
         raise UsageError("compare: no runs given")
-    return records
+    roots = {str(run._store.root) for run in chosen}
+    if len(roots) > 1:
+        raise UsageError(f"compare: the runs come from {len(roots)} stores; take them from one")
+    records = [{**run._indexed, **run.record, "config": run.flat_config} for run in chosen]
+    return chosen[0]._store, records
 
 
-def compare(runs: Iterable[Run], *, all_keys: bool = False) -> dict[str, Any]:
-    """The data ``weightlab compare`` renders for these runs (as its ``--format json``)."""
-    return analysis.side_by_side(_records(runs), all_keys=all_keys)
+def compare(
+    runs: Iterable[Run],
+    by: str | None = None,
+    *,
+    threshold: float = analysis.DEFAULT_THRESHOLD,
+    per_epoch: bool = False,
+    every: int = 1,
+    all_keys: bool = False,
+    sort_by: str | None = None,
+) -> dict[str, Any]:
+    """What ``weightlab compare`` computes and renders for these runs (its ``--format json``).
+
+    Args:
+        runs: runs from :meth:`RunStore.runs`.
+        by: the config key that tells the two runs of a pair apart (``--by``); ``None`` takes the
+            one key the runs differ in, when there is exactly one.
+        threshold, per_epoch, every, all_keys, sort_by: as the command's options.
+
+    Returns:
+        ``{"keys", "by", "threshold", "runs", "pairs", "groups", "findings"}``; with ``per_epoch``
+        every seed pair has ``epochs``: losses, gap and weight distance per epoch.
+    """
+    store, records = _records(runs)
+    return analysis.compare(
+        store,
+        records,
+        by=by,
+        threshold=threshold,
+        per_epoch=per_epoch,
+        every=every,
+        all_keys=all_keys,
+        sort_by=sort_by,
+    )

@@ -294,12 +294,14 @@ def explain(
 )
 @click.option(
     "--what",
-    type=click.Choice(["loss", "weights", "biases"]),
+    type=click.Choice(["loss", "weights", "biases", "distance"]),
     default="loss",
     show_default=True,
-    help="loss curves, kernel/bias norms per layer, or one layer's bias values per epoch.",
+    help="Loss curves, kernel/bias norms per layer, one layer's bias values per epoch, or the "
+    "weight distance between paired runs per epoch.",
 )
 @click.option("--layer", help="For --what biases: the layer [default: the first with a bias].")
+@click.option("--by", metavar="KEY", help="For --what distance: pair runs as `compare --by KEY`.")
 @store_option
 @format_option
 def plot(
@@ -307,6 +309,7 @@ def plot(
     output: str,
     what: str,
     layer: str | None,
+    by: str | None,
     store_path: str | None,
     fmt: str,
 ) -> None:
@@ -316,12 +319,13 @@ def plot(
     Examples:
       weightlab plot bias-vs-no-bias -o loss.png
       weightlab plot latest --what biases --layer dense_1 -o biases.svg
+      weightlab plot bias-vs-no-bias --what distance -o distance.png
     """
     from weightlab import plot as plots  # matplotlib, only for this command
 
     plots.check_output(output)  # a wrong extension is refused before anything is read
     store = Store.open(store_path)
-    result = plots.plot(store, _selected(store, selectors), what, output, layer=layer)
+    result = plots.plot(store, _selected(store, selectors), what, output, layer=layer, by=by)
     if fmt == "json":
         click.echo(render.as_json(result))
     else:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-WHATS = ("loss", "weights", "biases")
+WHATS = ("loss", "weights", "biases", "distance")
 EXTENSIONS = (".png", ".svg")
 MAX_UNITS = 32  # bias lines per panel; more are unreadable
 MAX_PANELS = 8
@@ -76,16 +76,20 @@ def plot(
     output: str | os.PathLike[str],
     *,
     layer: str | None = None,
+    by: str | None = None,
 ) -> dict[str, Any]:
     """Draw ``what`` for ``records`` into ``output`` (.png or .svg).
 
     Args:
         store: the run store.
         records: run records as returned by ``Store.select`` (with flat ``config``).
-        what: ``loss``, ``weights`` (kernel and bias norms per layer) or ``biases`` (bias values
-            of one layer over epochs, from the snapshots).
+        what: ``loss``, ``weights`` (kernel and bias norms per layer), ``biases`` (bias values
+            of one layer over epochs, from the snapshots) or ``distance`` (the relative weight
+            distance between paired runs per epoch, from ``compare``'s pairs).
         output: the figure file; written atomically.
         layer: for ``biases``, the layer (default: the first layer that has a bias).
+        by: for ``distance``, the config key that pairs runs, as ``compare --by`` (default: the
+            one key the runs differ in).
 
     Returns:
         What was drawn, as plain data (path, labels, whether the y axis is logarithmic, ...).
@@ -109,6 +113,9 @@ def plot(
     elif what == "weights":
         fig = Figure(figsize=(11, 4.5), layout="constrained")
         info.update(_norms(fig, store, records, names))
+    elif what == "distance":
+        fig = Figure(figsize=(8, 5), layout="constrained")
+        info.update(_distance(fig.add_subplot(), store, records, by))
     else:
         fig = Figure(
             figsize=(5 * min(len(records), 3), 4 * math.ceil(len(records) / 3)),
@@ -248,6 +255,44 @@ def _norms(
     ]
     kernel_ax.legend(handles=handles, fontsize="small")
     return {"layers": layers, "title": "weight norms per epoch"}
+
+
+def _distance(
+    ax: Axes, store: Store, records: list[dict[str, Any]], by: str | None
+) -> dict[str, Any]:
+    """Relative L2 distance between the weights of paired runs per epoch, one line per seed."""
+    from weightlab.analysis import compare
+
+    result = compare(store, records, by=by, per_epoch=True)
+    if not result["pairs"]:
+        why = [f for f in result["findings"] if f.startswith(("no pairs", "one run"))]
+        raise UsageError(
+            "--what distance needs pairs of runs identical except for one config key (and with "
+            "the same seed): " + ("; ".join(why) or "these runs make none")
+        )
+    drawn = []
+    for i, pair in enumerate(result["pairs"]):
+        label = f"{pair['b']['label']} vs {pair['a']['label']}"
+        for j, seed_pair in enumerate(pair["seeds"]):
+            points = [
+                (e["epoch"], e["distance"])
+                for e in seed_pair.get("epochs", [])
+                if _finite(e["distance"])
+            ]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, color=f"C{i % 10}", label=None if j else label)
+                drawn.append(
+                    {"pair": label, "seed": seed_pair["seed"], "epochs": xs, "distance": ys}
+                )
+    ax.set_ylabel("relative weight distance |a - b| / max(|a|, |b|)")
+    _epoch_axis(ax)
+    ax.legend(fontsize="small")
+    return {
+        "by": result["by"],
+        "pairs": drawn,
+        "title": f"weight distance, pairs by {result['by']}",
+    }
 
 
 def _bias_layer(store: Store, record: dict[str, Any], layer: str | None) -> str | None:
