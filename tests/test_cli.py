@@ -164,6 +164,7 @@ def no_tensorflow(tmp_path) -> dict[str, str]:
         ["plot", "-o", "{tmp}/loss.png"],
         ["plot", "--what", "weights", "-o", "{tmp}/w.svg"],
         ["plot", "--what", "biases", "-o", "{tmp}/b.png"],
+        ["plot", "--what", "distance", "-o", "{tmp}/d.png"],
         ["export", "--to", "csv", "{tmp}/csv"],
         ["export", "--to", "tensorboard", "{tmp}/tb"],
     ],
