@@ -35,7 +35,7 @@ format: venv
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
-# One script per speed target, then compare's; each prints its figures and ratios (~15 minutes).
+# One script per speed target, then compare's and explain/plot/export's; each prints its figures.
 bench: venv
 	$(BIN)/python benchmarks/bench_snapshots.py
 	$(BIN)/python benchmarks/bench_tiny.py
@@ -43,3 +43,4 @@ bench: venv
 	$(BIN)/python benchmarks/bench_storage.py
 	$(BIN)/python benchmarks/bench_memory.py
 	$(BIN)/python benchmarks/bench_compare.py
+	$(BIN)/python benchmarks/bench_see.py

@@ -127,6 +127,13 @@ def plan_execution(
     }
 
 
+def extra_callbacks(train_cfg: dict[str, Any], writer: RunWriter) -> list[keras.callbacks.Callback]:
+    """Keras' own callbacks the config asks for: TensorBoard's live view, in the run directory."""
+    if not train_cfg.get("tensorboard"):
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(writer.dir / "tensorboard"))]
+
+
 def train_run(
     spec: RunSpec,
     dataset: data.Dataset,
@@ -180,7 +187,7 @@ def train_run(
             validation_data=validation,
             epochs=cfg["train"]["epochs"],
             shuffle=False,
-            callbacks=[snap],
+            callbacks=[snap, *extra_callbacks(cfg["train"], writer)],
             verbose=0,
         )  # the pipeline shuffles
         snap.close()  # a write error fails the run
