@@ -284,7 +284,7 @@ def test_cli_run_exit_codes_and_json(store_dir, tmp_path, write_config):
     )
     assert result.exit_code == 0, result.output  # a diverged run is a finding, not a failure
     records = json.loads(result.stdout)
-    assert sorted(r["status"] for r in records) == ["completed"] * 3 + ["diverged"]
+    assert sorted(r["status"] for r in records) == ["completed"] * 5 + ["diverged"]
 
     # A run TensorFlow rejects at fit time (class labels 0..2 for a 1-unit output) is failed.
     path = write_config(

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 from weightlab import __version__, analysis, render
+from weightlab import expect as expectations
 from weightlab.config import load_experiment
 from weightlab.errors import WeightlabError
 from weightlab.store import ENV_VAR, Store
@@ -73,16 +74,43 @@ def cli() -> None:
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @store_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
-@format_option
+@click.option(
+    "--smoke",
+    is_flag=True,
+    help=f"CI check: cut every run to {expectations.SMOKE_EPOCHS} epochs and at most "
+    f"{expectations.SMOKE_SAMPLES} samples.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "md"]),
+    default="table",
+    show_default=True,
+    help="Output format; md is a Markdown summary for $GITHUB_STEP_SUMMARY.",
+)
 def run(
-    config: str, overrides: tuple[str, ...], store_path: str | None, quiet: bool, fmt: str
+    config: str,
+    overrides: tuple[str, ...],
+    store_path: str | None,
+    quiet: bool,
+    smoke: bool,
+    fmt: str,
 ) -> None:
     """Train every run of CONFIG (matrix × seeds) and snapshot its weights.
 
     KEY=VALUE pairs override the config, e.g. train.epochs=5 model.use_bias=false.
-    Exits 0 when every run completed or diverged, 1 when any failed, 2 on a config error.
+    Exits 0 when every run completed or diverged, 1 when any failed or an `expect:` of the
+    config is unmet, 2 on a config error.
+
+    \b
+    Examples:
+      weightlab run configs/bias-vs-no-bias.yaml
+      weightlab run configs/initializers.yaml train.epochs=5 'seeds=[0, 1]'
+      weightlab run configs/learning-rate.yaml --smoke --format md >> "$GITHUB_STEP_SUMMARY"
     """
     experiment = load_experiment(config, overrides)
+    if smoke:
+        expectations.smoke(experiment)
     store = Store.open(store_path)
     err = _err()
     from weightlab.progress import RunProgress  # rich.progress is only needed here
@@ -91,16 +119,37 @@ def run(
         from weightlab.training.runner import run_experiment  # the one TensorFlow import
 
         records = run_experiment(experiment, store, on_event=progress.on_event)
-    if fmt == "json":
-        click.echo(render.as_json(records))
-    else:
-        selected = store.select([records[0]["batch"]])
-        result = analysis.side_by_side(selected)
-        console = _out()
-        title = f"{experiment.name}: {experiment.describe()}"
-        console.print(render.comparison(result, title=title, width=console.width))
-    if any(r["status"] == "failed" for r in records):
+    report = expectations.check(experiment.expect, records) if experiment.expect else None
+    _print_run_summary(experiment.name, experiment.describe(), records, report, store, fmt)
+    if any(r["status"] == "failed" for r in records) or (report and not report["met"]):
         sys.exit(1)
+
+
+def _print_run_summary(
+    name: str,
+    describe: str,
+    records: list[dict[str, Any]],
+    report: dict[str, Any] | None,
+    store: Store,
+    fmt: str,
+) -> None:
+    if fmt == "json":
+        if report is not None:  # each record says which of the config's expectations it missed
+            records = [
+                {**r, "expect": [u for u in report["unmet"] if u["run"] == r["id"]]}
+                for r in records
+            ]
+        click.echo(render.as_json(records))
+        return
+    result = analysis.side_by_side(store.select([records[0]["batch"]]))
+    title = f"{name}: {describe}"
+    if fmt == "md":
+        click.echo(render.markdown_summary(result, title, report), nl=False)
+        return
+    console = _out()
+    console.print(render.comparison(result, title=title, width=console.width))
+    if report is not None:
+        console.print(render.expectations(report))
 
 
 @cli.command()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
+from weightlab import expect as expectations
 from weightlab import yamlio
 from weightlab.errors import ConfigError, Problem
 from weightlab.yamlio import Path, dotted
@@ -359,6 +360,7 @@ TOP = {
     "seed": F(integer(0), None, "seed of the run (default 0)"),
     "seeds": F(list_of(integer(0), 1), None, "one run per seed; instead of seed"),
     "matrix": F(lambda v: v, None, "{dotted.key: [values]}: one run per combination"),
+    "expect": F(expectations.shape, None, expectations.DOC),
 }
 TOP_KEYS = [*TOP, *SECTIONS]
 
@@ -481,6 +483,8 @@ class Experiment:
     matrix: dict[str, list[Any]]
     seeds: list[int]
     overrides: list[str]
+    expect: list[expectations.Expectation] = field(default_factory=list)
+    smoke: bool = False
 
     def describe(self) -> str:
         """``"4 runs: 2 model.use_bias × 2 seeds"``."""
@@ -489,6 +493,9 @@ class Experiment:
             parts.append(f"{len(self.seeds)} seeds")
         n = len(self.runs)
         head = f"{n} run{'s' if n != 1 else ''}"
+        if self.smoke:
+            cut = f"≤ {expectations.SMOKE_EPOCHS} epochs, ≤ {expectations.SMOKE_SAMPLES} samples"
+            head += f" (smoke: {cut})"
         return f"{head}: {' × '.join(parts)}" if parts else head
 
 
@@ -636,6 +643,7 @@ def expand(
     if len(set(seeds)) != len(seeds):
         col.add(("seeds",), f"seeds must be distinct; got {seeds}")
     matrix = _check_matrix(raw.get("matrix"), col)
+    expect = expectations.parse(top["expect"], col.add)
     if col.problems:
         raise ConfigError(col.problems)
 
@@ -673,7 +681,7 @@ def expand(
     if problems:
         raise ConfigError(problems)
     return Experiment(
-        top["name"] or default_name, locate.source, runs, matrix, seeds, overrides or []
+        top["name"] or default_name, locate.source, runs, matrix, seeds, overrides or [], expect
     )
 
 

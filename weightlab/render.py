@@ -385,3 +385,74 @@ def validated(path: str, describe: str, keras_checked: bool) -> Text:
     if not keras_checked:
         text.append(" (Keras names not resolved; add --keras)", style="dim")
     return text
+
+
+# ---- run: expectations and the Markdown summary (CI) ---------------------------------------------
+
+
+def _unmet_line(u: dict[str, Any]) -> str:
+    where = f"run {u['run']}" + (f" ({cell_text(u['cell'])})" if u["cell"] else "")
+    return f"{where}: {u['key']} = {u['actual']}, expected {u['expected']}"
+
+
+def expectations(report: dict[str, Any]) -> Text:
+    """``✓ expect: ...`` or ``✗ expect: N unmet`` and one line per unmet expectation."""
+    n, runs = len(report["expectations"]), report["runs"]
+    if report["met"]:
+        text = Text("✓ ", style="green")
+        text.append(
+            f"expect: {n} condition{'s' if n != 1 else ''} met by every run ({runs}): "
+            + "; ".join(report["expectations"])
+        )
+        return text
+    text = Text("✗ ", style="bold red")
+    k = len(report["unmet"])
+    text.append(
+        f"expect: {k} unmet (of {n} condition{'s' if n != 1 else ''} × "
+        f"{runs} run{'s' if runs != 1 else ''})"
+    )
+    for u in report["unmet"]:
+        text.append("\n  - " + _unmet_line(u))
+    return text
+
+
+def _md(text: Any) -> str:
+    """A Markdown table cell: pipes escaped, never empty."""
+    return str(text).replace("|", "\\|").replace("\n", " ") or " "
+
+
+def markdown_summary(result: dict[str, Any], title: str, report: dict[str, Any] | None) -> str:
+    """The run summary as GitHub-flavoured Markdown, for ``$GITHUB_STEP_SUMMARY``."""
+    rows = result["runs"]
+    ok = all(r["status"] in ("completed", "diverged") for r in rows) and (
+        report is None or report["met"]
+    )
+    head = ["run", *[short_setting(k) for k in result["keys"]], "status", "loss", "val_loss"]
+    head += ["kernel norm", "bias norm"]
+    lines = [f"### {'✅' if ok else '❌'} {title}", ""]
+    lines.append("| " + " | ".join(_md(h) for h in head) + " |")
+    lines.append("|" + "---|" * (len(head) - 5) + "---|" + "---:|" * 4)
+    for r in rows:
+        status_text = r["status"]
+        if r["status"] == "diverged":
+            status_text = f"diverged at epoch {r['diverged_at_epoch']}"
+        cells = [f"`{r['id']}`", *r["settings"].values(), status_text]
+        cells += [num(r[k], 4) for k in ("loss", "val_loss", "kernel_norm", "bias_norm")]
+        lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+    if result["findings"]:
+        lines += [""] + [f"- {f}" for f in result["findings"]]
+    if report is not None:
+        lines += ["", _md_expectations(report)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _md_expectations(report: dict[str, Any]) -> str:
+    if report["met"]:
+        conds = ", ".join(f"`{e}`" for e in report["expectations"])
+        return f"**Expectations met** by all {report['runs']} runs: {conds}"
+    lines = [f"**{len(report['unmet'])} unmet expectation(s)**", ""]
+    lines += ["| run | key | expected | actual |", "|---|---|---|---|"]
+    for u in report["unmet"]:
+        run = f"`{u['run']}`" + (f" {cell_text(u['cell'])}" if u["cell"] else "")
+        lines.append(f"| {_md(run)} | `{u['key']}` | {_md(u['expected'])} | {_md(u['actual'])} |")
+    return "\n".join(lines)
