@@ -52,10 +52,16 @@ def test_forms_of_an_expectation(write_config):
         ("expect:\n  stauts: completed\n", "6: expect.stauts: 'stauts' is not a run field; "),
         ("expect:\n  status: complete\n", "did you mean 'completed'?"),
         ("expect:\n  final.loss: {mxa: 1}\n", "6: expect.final.loss: unknown condition 'mxa'"),
-        ("expect:\n  final.loss: {max: low}\n", "expect.final.loss.max: expected a number; got low"),
+        (
+            "expect:\n  final.loss: {max: low}\n",
+            "expect.final.loss.max: expected a number; got low",
+        ),
         ("expect:\n  diverged: 0\n", "diverged is true or false; got 0"),
         ("expect:\n  final.loss: [1, 2]\n", "a list needs 'in': {in: [1, 2]}"),
-        ("expect:\n  final:\n    loss: {max: x}\n", "7: expect.final.loss.max: expected a number; got x"),
+        (
+            "expect:\n  final:\n    loss: {max: x}\n",
+            "7: expect.final.loss.max: expected a number; got x",
+        ),
         ("expect:\n  status: {in: []}\n", "expect.status.in: expected a non-empty list"),
     ],
 )
@@ -70,7 +76,10 @@ def test_override_sets_an_expectation(write_config):
     path = write_config(BASE)
     exp = load_experiment(path, ["expect.final.loss={max: 0.5}", "expect.status=completed"])
     assert [str(e) for e in exp.expect] == ["final.loss <= 0.5", "status = completed"]
-    with pytest.raises(ConfigError, match="override 'expect.final.loss.max=y': expect.final.loss.max: expected a number; got y"):
+    with pytest.raises(
+        ConfigError,
+        match="override 'expect.final.loss.max=y': expect.final.loss.max: expected a number; got y",
+    ):
         load_experiment(path, ["expect.final.loss.max=y"])
 
 
@@ -203,6 +212,7 @@ def test_smoke_subprocess_exit_code_and_time(write_config, store_dir):
     assert "final.loss = " in proc.stdout and "expected <= 0" in proc.stdout
     (run_dir,) = (store_dir / "runs").iterdir()
     run = json.loads((run_dir / "run.json").read_text())
-    assert run["epochs_completed"] == 2 and run["data"]["train_samples"] + run["data"][
-        "val_samples"
-    ] == 256
+    assert (
+        run["epochs_completed"] == 2
+        and run["data"]["train_samples"] + run["data"]["val_samples"] == 256
+    )

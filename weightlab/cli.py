@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from weightlab import __version__, analysis, render
+from weightlab import __version__, analysis, gallery, render
 from weightlab import expect as expectations
 from weightlab.config import load_experiment
 from weightlab.errors import WeightlabError
@@ -162,7 +162,13 @@ def _print_run_summary(
     help="Also resolve every Keras name (imports TensorFlow, a few seconds).",
 )
 def validate(config: str, overrides: tuple[str, ...], with_keras: bool) -> None:
-    """Check CONFIG without training: structure, types, ranges, files (and Keras names)."""
+    """Check CONFIG without training: structure, types, ranges, files (and Keras names).
+
+    \b
+    Examples:
+      weightlab validate configs/depth.yaml
+      weightlab validate --keras configs/depth.yaml model.kernel_initializer=he_uniform
+    """
     experiment = load_experiment(config, overrides)
     if with_keras:
         from weightlab.training.runner import check_keras, load_datasets
@@ -177,7 +183,13 @@ def validate(config: str, overrides: tuple[str, ...], with_keras: bool) -> None:
 @store_option
 @format_option
 def ls_(selectors: tuple[str, ...], store_path: str | None, fmt: str) -> None:
-    """List runs, newest first (all, or those matching SELECTORS)."""
+    """List runs, newest first (all, or those matching SELECTORS).
+
+    \b
+    Examples:
+      weightlab ls
+      weightlab ls initializers --format json
+    """
     store = Store.open(store_path)
     records = store.select(selectors)
     if fmt == "json":
@@ -199,7 +211,13 @@ def ls_(selectors: tuple[str, ...], store_path: str | None, fmt: str) -> None:
 @store_option
 @format_option
 def show(run_selector: str, every: int, store_path: str | None, fmt: str) -> None:
-    """Show one run epoch by epoch: metrics, kernel and bias norms, movement of the weights."""
+    """Show one run epoch by epoch: metrics, kernel and bias norms, movement of the weights.
+
+    \b
+    Examples:
+      weightlab show latest
+      weightlab show 261129-0843 --every 10
+    """
     store = Store.open(store_path)
     record = store.get(run_selector)
     history = store.history(record["id"])
@@ -217,7 +235,13 @@ def show(run_selector: str, every: int, store_path: str | None, fmt: str) -> Non
 @store_option
 @format_option
 def compare_(selectors: tuple[str, ...], all_keys: bool, store_path: str | None, fmt: str) -> None:
-    """Put runs side by side (default: the runs of the latest `weightlab run`)."""
+    """Put runs side by side (default: the runs of the latest `weightlab run`).
+
+    \b
+    Examples:
+      weightlab compare
+      weightlab compare bias-vs-no-bias --all-keys
+    """
     store = Store.open(store_path)
     records = store.select(selectors, default="latest-batch")
     if not records:
@@ -233,7 +257,12 @@ def compare_(selectors: tuple[str, ...], all_keys: bool, store_path: str | None,
 @cli.command()
 @store_option
 def reindex(store_path: str | None) -> None:
-    """Rebuild the index from the run directories (the directories are the truth)."""
+    """Rebuild the index from the run directories (the directories are the truth).
+
+    \b
+    Example:
+      weightlab reindex --store ./weightlab-runs
+    """
     store = Store.open(store_path)
     start = time.perf_counter()
     n = store.reindex()
@@ -241,6 +270,56 @@ def reindex(store_path: str | None) -> None:
         f"indexed {n} run{'s' if n != 1 else ''} in {store.root} "
         f"({time.perf_counter() - start:.2f} s)"
     )
+
+
+@cli.command()
+@click.argument("path", default="weightlab.yaml", required=False, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+def init(path: str, force: bool) -> None:
+    """Write a commented starter config to PATH [default: weightlab.yaml].
+
+    \b
+    Examples:
+      weightlab init
+      weightlab init experiments/first.yaml && weightlab run experiments/first.yaml
+    """
+    gallery.write_starter(path, force=force)
+    _out().print(render.initialized(path))
+
+
+@cli.command()
+@click.argument("name", required=False)
+@format_option
+def configs(name: str | None, fmt: str) -> None:
+    """List the example configs (the gallery), or print the one called NAME.
+
+    \b
+    Examples:
+      weightlab configs
+      weightlab configs depth > my-depth.yaml
+    """
+    if name:
+        click.echo(gallery.text(name), nl=False)
+        return
+    found = gallery.entries()
+    if fmt == "json":
+        click.echo(render.as_json(found))
+    else:
+        console = _out()
+        console.print(render.gallery(found, console.width))
+
+
+@cli.command(name="schema")
+def schema_() -> None:
+    """Print the JSON Schema of a config file, for editors (the YAML language server).
+
+    \b
+    Example:
+      weightlab schema > weightlab.schema.json
+    """
+    from weightlab import schema
+
+    click.echo(render.as_json(schema.build()))
 
 
 def main() -> None:

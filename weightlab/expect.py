@@ -42,6 +42,33 @@ OPS = {"min": ">=", "max": "<=", "in": "in"}
 DOC = "what must hold for every run, e.g. {status: completed, final.loss: {max: 0.05}}"
 Report = Callable[[Path, str], None]
 
+# JSON Schema of `expect:` (part of `weightlab schema`), from the same tables as the checks.
+_VALUE = {"type": ["string", "number", "boolean", "null"]}
+_CONDITION = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": False,
+    "properties": {
+        "min": {"type": "number"},
+        "max": {"type": "number"},
+        "in": {"type": "array", "minItems": 1, "items": _VALUE},
+    },
+}
+_EITHER = {"anyOf": [_VALUE, _CONDITION]}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "propertyNames": {"pattern": "^(" + "|".join(ROOTS) + r")(\.[^.]+)*$"},
+    "properties": {
+        "status": {"anyOf": [{"enum": list(STATUSES)}, _CONDITION]},
+        "diverged": {"type": "boolean"},
+        **{
+            root: {"anyOf": [_EITHER, {"type": "object", "additionalProperties": _EITHER}]}
+            for root in NESTED
+        },
+    },
+    "additionalProperties": _EITHER,
+}
+
 
 @dataclass(frozen=True)
 class Expectation:

@@ -456,3 +456,23 @@ def _md_expectations(report: dict[str, Any]) -> str:
         run = f"`{u['run']}`" + (f" {cell_text(u['cell'])}" if u["cell"] else "")
         lines.append(f"| {_md(run)} | `{u['key']}` | {_md(u['expected'])} | {_md(u['actual'])} |")
     return "\n".join(lines)
+
+
+# ---- init, configs -------------------------------------------------------------------------------
+
+
+def initialized(path: str) -> Text:
+    text = Text("✓ ", style="green")
+    text.append(f"wrote {path}; next: weightlab validate {path} && weightlab run {path}")
+    return text
+
+
+def gallery(entries: list[dict[str, Any]], width: int = 80) -> RenderableType:
+    """The example configs: name, runs and the first line of what each one shows."""
+    table = _table(title=f"{len(entries)} example configs (weightlab configs NAME prints one)")
+    table.add_column("config", no_wrap=True)
+    table.add_column("runs", no_wrap=True)
+    table.add_column("what it shows", ratio=1)
+    for e in entries:
+        table.add_row(e["path"], e["runs"].split(":")[0], e["summary"])
+    return table
