@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -11,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import CONFIGS, REPO, write_run
+from conftest import CONFIGS, write_run
 
 from weightlab import analysis, render
 from weightlab.cli import cli
 
-COMMANDS = ["run", "validate", "ls", "show", "compare", "reindex"]
+COMMANDS = ["run", "validate", "ls", "show", "compare", "reindex", "init", "configs", "schema"]
 
 
 def invoke(*args: str):
@@ -226,20 +225,6 @@ def test_reindex(store):
 # ---- the rule that matters most: reading never imports TensorFlow --------------------------------
 
 
-@pytest.fixture
-def no_tensorflow(tmp_path) -> dict[str, str]:
-    """An environment whose PYTHONPATH starts with tensorflow/keras packages that refuse import."""
-    fake = tmp_path / "fake"
-    for name in ("tensorflow", "keras"):
-        (fake / name).mkdir(parents=True)
-        (fake / name / "__init__.py").write_text(
-            f"raise ImportError('{name} must not be imported by this command')\n"
-        )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(fake), str(REPO)])
-    return env
-
-
 @pytest.mark.parametrize(
     "args",
     [
@@ -252,6 +237,9 @@ def no_tensorflow(tmp_path) -> dict[str, str]:
         ["reindex"],
         ["validate", str(CONFIGS / "bias-vs-no-bias.yaml")],
         ["validate", str(CONFIGS / "initializers.yaml")],
+        ["configs"],
+        ["configs", "depth"],
+        ["schema"],
     ],
 )
 def test_read_commands_never_import_tensorflow(args, no_tensorflow, store):

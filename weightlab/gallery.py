@@ -92,7 +92,7 @@ def _folder() -> Path:
 
 def summary(text: str) -> str:
     """The first paragraph of a config's header comment, joined into one line."""
-    lines = []
+    lines: list[str] = []
     for line in text.splitlines():
         if not line.startswith("#"):
             break
