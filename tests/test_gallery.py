@@ -70,9 +70,10 @@ def test_bias_vs_no_bias(store):
 def test_initializers(store):
     runs = train("initializers", "data.samples=128", "train.epochs=3", store=store)
     zeros, const = runs["zeros"], runs["{'name': 'constant', 'value': 0.1}"]
-    huge, small = runs["{'name': 'random_normal', 'stddev': 20.0}"], runs[
-        "{'name': 'random_normal', 'stddev': 0.01}"
-    ]
+    huge, small = (
+        runs["{'name': 'random_normal', 'stddev': 20.0}"],
+        runs["{'name': 'random_normal', 'stddev': 0.01}"],
+    )
     for epoch in range(4):
         z = store.snapshot(zeros["id"], epoch)
         assert not z["dense_1/kernel"].any() and not z["dense_2/kernel"].any()
