@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from conftest import CONFIGS
+from conftest import CONFIGS, write_run
 
 from weightlab import gallery
 from weightlab.cli import cli
@@ -90,21 +90,32 @@ def test_completion_scripts(shell, marker, no_tensorflow):
     assert proc.returncode == 0 and marker in proc.stdout, proc.stderr
 
 
-def test_completion_completes_commands_and_options(no_tensorflow):
-    def complete(*words: str) -> str:
-        env = {
-            **no_tensorflow,
-            "_WEIGHTLAB_COMPLETE": "bash_complete",
-            "COMP_WORDS": " ".join(["weightlab", *words]),
-            "COMP_CWORD": str(len(words)),
-        }
-        proc = subprocess.run(
-            [sys.executable, "-m", "weightlab"], env=env, capture_output=True, text=True
-        )
-        return proc.stdout
+def complete(env: dict[str, str], *words: str) -> str:
+    """What bash completion offers after ``weightlab WORDS...`` (click's bash_complete protocol)."""
+    env = {
+        **env,
+        "_WEIGHTLAB_COMPLETE": "bash_complete",
+        "COMP_WORDS": " ".join(["weightlab", *words]),
+        "COMP_CWORD": str(len(words)),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "weightlab"], env=env, capture_output=True, text=True, timeout=60
+    )
+    return proc.stdout
 
-    assert "plain,configs" in complete("con") and "plain,compare" in complete("com")
-    assert "plain,--smoke" in complete("run", "x.yaml", "--sm")
+
+def test_completion_completes_commands_and_options(no_tensorflow):
+    assert "plain,configs" in complete(no_tensorflow, "con")
+    assert "plain,compare" in complete(no_tensorflow, "com")
+    assert "plain,--smoke" in complete(no_tensorflow, "run", "x.yaml", "--sm")
+
+
+def test_completion_of_run_selectors(no_tensorflow, store):
+    a = write_run(store, experiment="alpha", batch="b1")
+    write_run(store, experiment="beta", batch="b2")
+    assert complete(no_tensorflow, "show", "al").split() == ["plain,alpha"]
+    assert "plain,latest" in complete(no_tensorflow, "compare", "l")
+    assert f"plain,{a['id']}" in complete(no_tensorflow, "ls", a["id"][:13])
 
 
 def test_init_never_imports_tensorflow(no_tensorflow, tmp_path):

@@ -57,6 +57,18 @@ def store_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+def complete_runs(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of run selectors: ``latest``, run ids, batch ids, experiment names."""
+    try:
+        records = Store.open(ctx.params.get("store_path")).runs()
+    except (WeightlabError, OSError):
+        return []
+    words = ["latest"]
+    for r in records:
+        words += [w for w in (r["id"], r["batch"], r["experiment"]) if w not in words]
+    return [w for w in words if w.startswith(incomplete)]
+
+
 def format_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--format", "fmt", type=FORMATS, default="table", show_default=True, help="Output format."
@@ -179,7 +191,7 @@ def validate(config: str, overrides: tuple[str, ...], with_keras: bool) -> None:
 
 
 @cli.command(name="ls")
-@click.argument("selectors", nargs=-1)
+@click.argument("selectors", nargs=-1, shell_complete=complete_runs)
 @store_option
 @format_option
 def ls_(selectors: tuple[str, ...], store_path: str | None, fmt: str) -> None:
@@ -200,7 +212,7 @@ def ls_(selectors: tuple[str, ...], store_path: str | None, fmt: str) -> None:
 
 
 @cli.command()
-@click.argument("run_selector", metavar="RUN")
+@click.argument("run_selector", metavar="RUN", shell_complete=complete_runs)
 @click.option(
     "--every",
     type=click.IntRange(min=1),
@@ -230,7 +242,7 @@ def show(run_selector: str, every: int, store_path: str | None, fmt: str) -> Non
 
 
 @cli.command(name="compare")
-@click.argument("selectors", nargs=-1)
+@click.argument("selectors", nargs=-1, shell_complete=complete_runs)
 @click.option("--all-keys", is_flag=True, help="Show every config key, not only those that differ.")
 @store_option
 @format_option
