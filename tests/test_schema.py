@@ -19,8 +19,8 @@ from weightlab.gallery import starter
 @pytest.fixture(scope="module")
 def validator():
     built = schema.build()
-    jsonschema.Draft202012Validator.check_schema(built)
-    return jsonschema.Draft202012Validator(built)
+    jsonschema.Draft7Validator.check_schema(built)
+    return jsonschema.Draft7Validator(built)
 
 
 def errors(validator, text: str) -> list[str]:

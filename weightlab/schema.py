@@ -12,7 +12,9 @@ from typing import Any
 from weightlab import config
 from weightlab.config import REQUIRED, F
 
-DRAFT = "https://json-schema.org/draft/2020-12/schema"
+# Draft-07: the version the YAML language server (VS Code YAML, ...) implements; newer drafts
+# are only partly supported there (redhat-developer/yaml-language-server#856).
+DRAFT = "http://json-schema.org/draft-07/schema#"
 
 
 def field(f: F) -> dict[str, Any]:
@@ -97,7 +99,7 @@ _STRUCTURAL = {"matrix", "model.layers"}
 
 
 def build() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of a weightlab config file."""
+    """The JSON Schema (draft-07) of a weightlab config file."""
     top = obj(config.TOP)
     top["properties"]["matrix"].update(_matrix())
     built = {"data": _data, "model": _model}
