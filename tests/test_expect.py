@@ -105,11 +105,16 @@ def test_check_met_and_unmet(store):
         losses=[1.0, 0.5, 0.25],
     )
     assert report["met"] and report["runs"] == 1 and not report["unmet"]
-    report = _check(store, "{final.loss: {max: 0.01}, final.acc: {min: 0.9}}", losses=[1, 1, 0.2])
+    report = _check(
+        store,
+        "{final.loss: {max: 0.01}, final.acc: {min: 0.9}, final.mea: {max: 1}}",
+        losses=[1, 1, 0.2],
+    )
     assert not report["met"]
     assert [(u["key"], u["expected"], u["actual"]) for u in report["unmet"]] == [
         ("final.loss", "<= 0.01", "0.2"),
         ("final.acc", ">= 0.9", "missing (the run has: loss, mae)"),
+        ("final.mea", "<= 1", "missing; did you mean 'mae'? (the run has: loss, mae)"),
     ]
 
 

@@ -238,11 +238,16 @@ def lookup(record: dict[str, Any], key: str) -> Any:
     return node
 
 
-def _available(record: dict[str, Any], key: str) -> str:
+def _missing(record: dict[str, Any], key: str) -> str:
+    """``missing; did you mean 'mae'? (the run has: loss, mae)`` for a key the record lacks."""
+    from weightlab.config import did_you_mean
+
     node: Any = record
     for part in key.split(".")[:-1]:
         node = node.get(part) if isinstance(node, dict) else None
-    return ", ".join(node) if isinstance(node, dict) and node else "nothing"
+    names = [str(k) for k in node] if isinstance(node, dict) else []
+    near = did_you_mean(key.rsplit(".", 1)[-1], names)
+    return f"missing{near} (the run has: {', '.join(names) or 'nothing'})"
 
 
 def check(expectations: Sequence[Expectation], records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -258,11 +263,7 @@ def check(expectations: Sequence[Expectation], records: list[dict[str, Any]]) ->
             actual = lookup(record, e.key)
             if actual is not _MISSING and e.holds(actual):
                 continue
-            shown = (
-                f"missing (the run has: {_available(record, e.key)})"
-                if actual is _MISSING
-                else _show(actual)
-            )
+            shown = _missing(record, e.key) if actual is _MISSING else _show(actual)
             unmet.append(
                 {
                     "run": record["id"],
