@@ -32,7 +32,7 @@ def test_init_writes_a_valid_commented_config(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("init")
     assert result.exit_code == 0
-    assert "wrote weightlab.yaml; next: weightlab validate weightlab.yaml" in result.output
+    assert result.output == "✓ wrote weightlab.yaml; try: weightlab run weightlab.yaml\n"
     text = (tmp_path / "weightlab.yaml").read_text()
     assert text.startswith("# A weightlab experiment.") and text.count("#") > 10
     experiment = load_experiment(tmp_path / "weightlab.yaml")

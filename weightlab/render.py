@@ -463,7 +463,7 @@ def _md_expectations(report: dict[str, Any]) -> str:
 
 def initialized(path: str) -> Text:
     text = Text("✓ ", style="green")
-    text.append(f"wrote {path}; next: weightlab validate {path} && weightlab run {path}")
+    text.append(f"wrote {path}; try: weightlab run {path}")
     return text
 
 
