@@ -78,7 +78,14 @@ def format_option(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="weightlab")
 def cli() -> None:
-    """See what weights and biases do: train Keras models from YAML and compare their weights."""
+    """See what weights and biases do: train Keras models from YAML and compare their weights.
+
+    \b
+    Examples:
+      weightlab init && weightlab run weightlab.yaml
+      weightlab run configs/bias-vs-no-bias.yaml && weightlab compare
+      weightlab configs
+    """
 
 
 @cli.command()
