@@ -192,7 +192,7 @@ def test_run_reports_expectations_in_table_json_and_md(write_config, store_dir):
     assert record["source"]["smoke"] is True and record["epochs_completed"] == 2
     result = CliRunner().invoke(cli, ["run", str(path), "--smoke", "-q", "--format", "md"])
     assert result.exit_code == 0 and result.stdout.startswith("### ✅ exp: 1 run (smoke")
-    assert "**Expectations met** by all 1 runs" in result.stdout
+    assert "**Expectations met** by every run (1): `status = completed`" in result.stdout
 
 
 @pytest.mark.keras

@@ -449,7 +449,7 @@ def markdown_summary(result: dict[str, Any], title: str, report: dict[str, Any] 
 def _md_expectations(report: dict[str, Any]) -> str:
     if report["met"]:
         conds = ", ".join(f"`{e}`" for e in report["expectations"])
-        return f"**Expectations met** by all {report['runs']} runs: {conds}"
+        return f"**Expectations met** by every run ({report['runs']}): {conds}"
     lines = [f"**{len(report['unmet'])} unmet expectation(s)**", ""]
     lines += ["| run | key | expected | actual |", "|---|---|---|---|"]
     for u in report["unmet"]:
