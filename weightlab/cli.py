@@ -71,34 +71,96 @@ def cli() -> None:
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option(
+    "--matrix",
+    "matrix",
+    multiple=True,
+    metavar="KEY=V1,V2",
+    help="Add a matrix axis (values read as YAML); repeat for more axes.",
+)
+@click.option("--seeds", metavar="0-4|0,3,7", help="The seeds: a range, a list, or both.")
+@click.option("--dry-run", is_flag=True, help="Print the runs that would be made; train nothing.")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes (or LocalCluster workers with --executor dask).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where runs train: this machine, or Dask distributed.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Dask scheduler to use, e.g. tcp://10.0.0.5:8786 [default: a LocalCluster].",
+)
+@click.option("--fail-fast", is_flag=True, help="Start no more runs after the first failure.")
 @store_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @format_option
 def run(
-    config: str, overrides: tuple[str, ...], store_path: str | None, quiet: bool, fmt: str
+    config: str,
+    overrides: tuple[str, ...],
+    matrix: tuple[str, ...],
+    seeds: str | None,
+    dry_run: bool,
+    jobs: int,
+    executor: str,
+    scheduler: str | None,
+    fail_fast: bool,
+    store_path: str | None,
+    quiet: bool,
+    fmt: str,
 ) -> None:
     """Train every run of CONFIG (matrix × seeds) and snapshot its weights.
 
     KEY=VALUE pairs override the config, e.g. train.epochs=5 model.use_bias=false.
     Exits 0 when every run completed or diverged, 1 when any failed, 2 on a config error.
     """
-    experiment = load_experiment(config, overrides)
+    experiment = load_experiment(config, overrides, matrix=matrix, seeds=seeds)
+    from weightlab import executors  # no TensorFlow: the workers import it
+
+    if dry_run:
+        runs = executors.plan(experiment)
+        if fmt == "json":
+            click.echo(render.as_json(runs))
+        else:
+            _out().print(render.sweep_plan(experiment.name, experiment.describe(), runs))
+        return
     store = Store.open(store_path)
     err = _err()
     from weightlab.progress import RunProgress  # rich.progress is only needed here
 
-    with RunProgress(err, enabled=not quiet) as progress:
-        from weightlab.training.runner import run_experiment  # the one TensorFlow import
-
-        records = run_experiment(experiment, store, on_event=progress.on_event)
+    loading = "" if jobs == 1 and executor == "local" else "starting workers (TensorFlow)"
+    with RunProgress(err, enabled=not quiet, loading=loading) as progress:
+        result = executors.run_sweep(
+            experiment,
+            store,
+            jobs=jobs,
+            executor=executor,
+            scheduler=scheduler,
+            fail_fast=fail_fast,
+            on_event=progress.on_event,
+        )
+    records = result.records
     if fmt == "json":
         click.echo(render.as_json(records))
     else:
-        selected = store.select([records[0]["batch"]])
-        result = analysis.side_by_side(selected)
+        selected = store.select([result.batch]) if records else []
         console = _out()
         title = f"{experiment.name}: {experiment.describe()}"
-        console.print(render.comparison(result, title=title, width=console.width))
+        if selected:
+            console.print(
+                render.comparison(analysis.side_by_side(selected), title=title, width=console.width)
+            )
+    if result.cancelled and not quiet:
+        err.print(f"{result.cancelled} run(s) not started (--fail-fast)")
     if any(r["status"] == "failed" for r in records):
         sys.exit(1)
 

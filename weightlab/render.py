@@ -385,3 +385,21 @@ def validated(path: str, describe: str, keras_checked: bool) -> Text:
     if not keras_checked:
         text.append(" (Keras names not resolved; add --keras)", style="dim")
     return text
+
+
+# ---- run --dry-run -------------------------------------------------------------------------------
+
+
+def sweep_plan(name: str, describe: str, runs: list[dict[str, Any]]) -> RenderableType:
+    """The runs a sweep would make: one row per run, its seed and its matrix values."""
+    from weightlab.config import short_value
+
+    keys = list(runs[0]["cell"]) if runs else []
+    table = _table()
+    table.add_column("run", justify="right")
+    table.add_column("seed", justify="right")
+    for key in keys:
+        table.add_column(short_setting(key))
+    for r in runs:
+        table.add_row(str(r["run"]), str(r["seed"]), *(short_value(r["cell"][k]) for k in keys))
+    return Group(Text(f"{name}: {describe} (dry run: nothing trains)"), table)
