@@ -38,3 +38,4 @@ clean:
 bench: venv
 	$(BIN)/python benchmarks/bench_startup.py
 	$(BIN)/python benchmarks/bench_snapshots.py
+	$(BIN)/python benchmarks/bench_sweeps.py

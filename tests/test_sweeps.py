@@ -199,6 +199,7 @@ def test_missing_dask_says_how_to_install(monkeypatch, store):
 
 def test_unreachable_scheduler_is_a_usage_error(store):
     import dask
+    import distributed  # noqa: F401  (its config defaults must exist before config.set saves them)
 
     with (
         dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
@@ -337,9 +338,17 @@ def test_jobs_2_gives_the_same_snapshots_as_jobs_1(reference, store):
 
 @pytest.mark.keras
 def test_dask_local_cluster_writes_every_run_into_the_store(reference, store):
-    result, records = run_cli_json("--executor", "dask", "--jobs", "2")
-    assert result.exit_code == 0, result.output
+    """A real LocalCluster(processes=True, n_workers=2); the runs come back to this process."""
+    events = []
+    exp = load_experiment(BIAS, TINY, seeds="0-1")
+    result = executors.run_sweep(exp, store, executor="dask", jobs=2, on_event=events.append)
+    records = result.records
     assert [r["index"] for r in records] == [0, 1, 2, 3]
+    assert events[0]["type"] == "batch_start" and events[0]["workers"] == 2
+    # Progress comes back from the workers as Dask events; each run ends once.
+    epochs = {(e["run"]["index"], e["epoch"]) for e in events if e["type"] == "epoch"}
+    assert {i for i, _ in epochs} <= {0, 1, 2, 3} and len(epochs) >= 1
+    assert sum(e["type"] == "run_end" for e in events) == 4
     for r in records:
         on_disk = store.record(r["id"])
         assert on_disk["status"] == "completed" and on_disk["pid"] != os.getpid()
@@ -348,23 +357,16 @@ def test_dask_local_cluster_writes_every_run_into_the_store(reference, store):
     assert_identical(snapshots_by_run(store, records), reference)
 
 
+# A run TensorFlow rejects at fit time: class labels 0..2 for a 1-unit output.
+FAILING = "name: fails\ndata: {kind: blobs, samples: 40, centers: 3}\nmodel: {layers: [1]}\n"
+LOSSES = "train.loss=mse,sparse_categorical_crossentropy"
+
+
 @pytest.mark.keras
-def test_a_failing_run_and_a_dying_worker_spare_the_others(store):
-    """Runs 2 and 3 raise inside their worker (class labels for a 1-unit output); the worker of
-    run 1 is killed as it starts. Run 0 completes, and every failure is recorded."""
-    exp = load_experiment(
-        BIAS,
-        [
-            "data.kind=blobs",
-            "data.samples=40",
-            "data.centers=3",
-            "train.epochs=2",
-            "matrix={}",
-            "train.metrics=[]",
-        ],
-        matrix=["train.loss=mse,sparse_categorical_crossentropy"],
-        seeds="0-1",
-    )
+def test_a_failing_run_and_a_dying_worker_spare_the_others(store, write_config):
+    """Runs 2 and 3 raise inside their worker; the worker of run 1 is killed as the run starts.
+    Run 0 completes, and every failure is recorded."""
+    exp = load_experiment(write_config(FAILING), ["train.epochs=2"], matrix=[LOSSES], seeds="0-1")
 
     def on_event(event):
         if event["type"] == "run_start" and event["run"]["index"] == 1:
@@ -380,18 +382,14 @@ def test_a_failing_run_and_a_dying_worker_spare_the_others(store):
 
 
 @pytest.mark.keras
-def test_fail_fast_starts_nothing_after_a_failure(store):
+def test_fail_fast_starts_nothing_after_a_failure(store, write_config):
+    axis = "train.loss=sparse_categorical_crossentropy,mse"
     result = invoke(
         "run",
-        BIAS,
-        "data.kind=blobs",
-        "data.samples=40",
-        "data.centers=3",
+        write_config(FAILING),
         "train.epochs=1",
-        "matrix={}",
-        "train.metrics=[]",
         "--matrix",
-        "train.loss=sparse_categorical_crossentropy,mse",
+        axis,
         "--seeds",
         "0-1",
         "--fail-fast",

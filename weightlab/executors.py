@@ -274,7 +274,9 @@ def _process_worker(conn: Connection, store_root: str, threads: int) -> None:
         while True:
             message = conn.recv()
             if message[0] == "stop":
-                return
+                conn.close()
+                # Everything is written and closed; TensorFlow's own teardown takes seconds.
+                os._exit(0)
             if message[0] == "check":
                 try:
                     runner.check_keras(message[1])
@@ -456,7 +458,7 @@ def write_collected(store: Store, run: CollectedRun) -> dict[str, Any]:
 
 
 _TRAIN_LOCK = threading.Lock()
-_THREADS_SET = False
+_PREPARED = False
 
 
 def _dask_train(
@@ -468,12 +470,9 @@ def _dask_train(
     topic: str,
 ) -> CollectedRun:
     """A Dask task: train one run in memory and return it; progress goes out as worker events."""
-    from distributed import get_worker
-
-    worker = get_worker()
+    worker = _dask_prepare(workers_per_host)
     # Keras' session and random seeds are per process: one run at a time in a worker process.
     with _TRAIN_LOCK:
-        _dask_threads(workers_per_host.get(urlsplit(worker.address).hostname or "", 1))
         from weightlab.training import runner
 
         writers: list[MemoryWriter] = []
@@ -492,17 +491,31 @@ def _dask_train(
         return writers[0].collected()
 
 
-def _dask_threads(workers_on_host: int) -> None:
-    global _THREADS_SET
-    if not _THREADS_SET:
-        from weightlab.training.threads import limit_threads
-
-        limit_threads(max(1, cores() // workers_on_host))
-        _THREADS_SET = True
+def _dask_warm(workers_per_host: dict[str, int]) -> None:
+    """A Dask task: load TensorFlow on a worker before its first run arrives."""
+    _dask_prepare(workers_per_host)
 
 
-def _dask_check(experiment: Experiment) -> list[Problem]:
+def _dask_prepare(workers_per_host: dict[str, int]) -> Any:
+    """Import TensorFlow once per worker, its thread pools sized to this host's share of cores."""
+    global _PREPARED
+    from distributed import get_worker
+
+    worker = get_worker()
+    with _TRAIN_LOCK:
+        if not _PREPARED:
+            from weightlab.training.threads import limit_threads, private_python_random
+
+            host = urlsplit(worker.address).hostname or ""
+            limit_threads(max(1, cores() // workers_per_host.get(host, 1)))
+            private_python_random()  # the worker's event loop shares the process
+            _PREPARED = True
+    return worker
+
+
+def _dask_check(experiment: Experiment, workers_per_host: dict[str, int]) -> list[Problem]:
     """A Dask task: resolve every Keras name where the runs will train."""
+    _dask_prepare(workers_per_host)
     from weightlab.training import runner
 
     try:
@@ -548,14 +561,36 @@ def _dask_client(scheduler: str | None, jobs: int) -> Iterator[Any]:
             silence_logs=logging.ERROR,
         )
     with cluster, distributed.Client(cluster) as client:
+        client.register_plugin(_exit_fast_plugin(distributed))
         yield client
+
+
+def _exit_fast_plugin(distributed: Any) -> Any:
+    """A plugin for our own LocalCluster's workers: leave at once when the cluster closes.
+
+    A worker process that has loaded TensorFlow takes seconds to exit (its teardown), and the
+    nanny waits for it before killing it; the results are all back by then.
+    """
+
+    class ExitFast(distributed.WorkerPlugin):
+        name = "weightlab-exit-fast"
+
+        def teardown(self, worker: Any) -> None:
+            os._exit(0)
+
+    return ExitFast()
 
 
 def _run_on_dask(sweep: _Sweep, client: Any) -> None:
     workers = client.scheduler_info()["workers"]
     sweep.workers = len(workers)
     per_host = dict(Counter(urlsplit(addr).hostname or "" for addr in workers))
-    problems = client.submit(_dask_check, sweep.experiment, pure=False).result()
+    # Every worker loads TensorFlow now, in parallel, rather than when its first run arrives.
+    warming = [
+        client.submit(_dask_warm, per_host, workers=[addr], allow_other_workers=True, pure=False)
+        for addr in workers
+    ]
+    problems = client.submit(_dask_check, sweep.experiment, per_host, pure=False).result()
     if problems:
         raise ConfigError(problems)
     sweep.checked = True
@@ -577,6 +612,8 @@ def _run_on_dask(sweep: _Sweep, client: Any) -> None:
         while futures:
             kind, payload = inbox.get()
             if kind == "event":
+                if payload["run"]["index"] in sweep.records:
+                    continue  # events travel apart from results: never report a run after its end
                 started.add(payload["run"]["index"])
                 sweep.emit(payload)
             elif payload[0] in futures:
@@ -588,7 +625,7 @@ def _run_on_dask(sweep: _Sweep, client: Any) -> None:
                     client.cancel([futures.pop(i) for i in unstarted])
     finally:
         client.unsubscribe_topic(topic)
-        client.cancel(list(futures.values()))
+        client.cancel(list(futures.values()) + warming)
 
 
 def _dask_finished(sweep: _Sweep, spec: RunSpec, future: Any) -> None:
