@@ -82,7 +82,8 @@ def main() -> None:
         for round_ in range(repeat):
             for name, fn in variants.items():
                 times[name].append(timed(fn))
-            print(f"round {round_ + 1}/{repeat} done", file=sys.stderr)
+            done = ", ".join(f"{name} {t[-1]:.1f} s" for name, t in times.items())
+            print(f"round {round_ + 1}/{repeat}: {done}", file=sys.stderr)
     med = {name: statistics.median(t) for name, t in times.items()}
     print(f"{'variant (8 runs, 2-8-1, 1000 samples, 30 epochs)':<50} {'median s':>9} {'min s':>7}")
     for name, t in times.items():
