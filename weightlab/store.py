@@ -214,7 +214,9 @@ class Store:
         """Every run's record, newest first; the index is brought up to date on the way."""
         if not self.runs_dir.is_dir():
             return []
-        on_disk = {d.name for d in self._run_dirs()}
+        # scandir knows directories from the listing itself: no Path and no stat per run.
+        with os.scandir(self.runs_dir) as entries:
+            on_disk = {e.name for e in entries if e.is_dir() and not e.name.startswith(".")}
         with self._db() as con:
             rows = con.execute("SELECT id, status, record, config FROM runs").fetchall()
         records: dict[str, dict[str, Any]] = {}
@@ -222,8 +224,8 @@ class Store:
         for run_id, status, record_text, config_text in rows:
             if run_id not in on_disk:
                 continue  # deleted by hand; reindex drops the row
-            record = jsonio.decode(json.loads(record_text))
-            record["config"] = jsonio.decode(json.loads(config_text))
+            record = jsonio.loads(record_text)
+            record["config"] = jsonio.loads(config_text)
             if status == "running":
                 stale.append(run_id)  # the writer may have died before updating the index
             records[run_id] = record
@@ -331,9 +333,13 @@ class Store:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return []
-        for line in text.splitlines():
-            if not line.strip():
-                continue
+        lines = [line for line in text.splitlines() if line.strip()]
+        try:  # one parse for the whole file is ~3× faster than one per line (compare reads many)
+            whole: list[dict[str, Any]] = jsonio.loads("[" + ",".join(lines) + "]")
+            return whole
+        except ValueError:
+            pass
+        for line in lines:
             try:
                 rows.append(jsonio.decode(json.loads(line)))
             except ValueError:
@@ -341,10 +347,11 @@ class Store:
         return rows
 
     def snapshot_epochs(self, run_id: str) -> list[int]:
-        snap = self.run_dir(run_id) / "snapshots"
-        if not snap.is_dir():
+        try:  # plain names, not Path.glob: compare lists the snapshots of hundreds of runs
+            names = os.listdir(self.run_dir(run_id) / "snapshots")
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(int(p.stem.split("-")[1]) for p in snap.glob("epoch-*.npz"))
+        return sorted(int(n[6:-4]) for n in names if n.startswith("epoch-") and n.endswith(".npz"))
 
     def snapshot(self, run_id: str, epoch: int) -> dict[str, np.ndarray]:
         """Every variable of a run at ``epoch``, as ``{"dense_1/kernel": array, ...}``."""
