@@ -238,7 +238,12 @@ def test_a_collected_run_is_written_whole(store):
     writer.append_history({"epoch": 0, "weights": {}})
     writer.append_history({"epoch": 1, "loss": 0.5, "weights": {}})
     writer.write_text("error.txt", "nothing")
+    (writer.dir / "tensorboard" / "train").mkdir(parents=True)  # as Keras' TensorBoard would
+    (writer.dir / "tensorboard" / "train" / "events.out").write_bytes(b"\x00event")
     record = executors.write_collected(store, writer.collected())
+    assert not writer.dir.exists()
+    tb = store.run_dir(record["id"]) / "tensorboard" / "train" / "events.out"
+    assert tb.read_bytes() == b"\x00event"
     assert record["id"] and store.record(record["id"])["status"] == "completed"
     assert [row["epoch"] for row in store.history(record["id"])] == [0, 1]
     np.testing.assert_array_equal(

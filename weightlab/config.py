@@ -347,6 +347,9 @@ TRAIN = {
     "epochs": F(integer(1, 100_000), 10, "number of epochs"),
     "batch_size": F(integer(1), 32, "samples per gradient step"),
     "shuffle": F(boolean, True, "shuffle the training samples every epoch"),
+    "tensorboard": F(
+        boolean, False, "also attach Keras' TensorBoard callback; logs in runs/<id>/tensorboard/"
+    ),
 }
 SNAPSHOTS = {
     "every": F(

@@ -21,6 +21,8 @@ import logging
 import multiprocessing
 import os
 import queue
+import shutil
+import tempfile
 import threading
 import traceback
 from collections import Counter, deque
@@ -392,6 +394,8 @@ class MemoryWriter:
     """The interface of :class:`~weightlab.store.RunWriter`, in memory: a Dask task returns it.
 
     The run gets its id when the client writes it into the store (:func:`write_collected`).
+    ``dir`` is a temporary directory on the worker for what Keras callbacks write themselves
+    (``train.tensorboard``); its files travel back with the run.
     """
 
     def __init__(self, store: Any, record: dict[str, Any], config: dict[str, Any]):
@@ -399,6 +403,7 @@ class MemoryWriter:
         self.config = config
         self.history: list[dict[str, Any]] = []
         self.files: dict[str, bytes] = {}  # path in the run directory -> contents
+        self.dir = Path(tempfile.mkdtemp(prefix="weightlab-run-"))
 
     @property
     def id(self) -> str:
@@ -425,6 +430,10 @@ class MemoryWriter:
         """Nothing to close."""
 
     def collected(self) -> CollectedRun:
+        """The run as plain data; the temporary directory's files are read and removed."""
+        for path in sorted(p for p in self.dir.rglob("*") if p.is_file()):
+            self.files[path.relative_to(self.dir).as_posix()] = path.read_bytes()
+        shutil.rmtree(self.dir, ignore_errors=True)
         return CollectedRun(self.record, self.config, self.history, self.files)
 
 
@@ -450,6 +459,7 @@ def write_collected(store: Store, run: CollectedRun) -> dict[str, Any]:
     for row in run.history:
         writer.append_history(row)
     for name, contents in run.files.items():
+        (writer.dir / name).parent.mkdir(parents=True, exist_ok=True)
         jsonio.atomic_write_bytes(writer.dir / name, contents)
     writer.close()
     record["status"] = status

@@ -74,6 +74,13 @@ def feed(
     return train, val.batch(batch).prefetch(tf.data.AUTOTUNE)
 
 
+def extra_callbacks(train_cfg: dict[str, Any], writer: RunWriter) -> list[keras.callbacks.Callback]:
+    """Keras' own callbacks the config asks for: TensorBoard's live view, in the run directory."""
+    if not train_cfg.get("tensorboard"):
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(writer.dir / "tensorboard"))]
+
+
 def train_run(
     spec: RunSpec,
     dataset: data.Dataset,
@@ -129,7 +136,7 @@ def train_run(
             validation_data=validation,
             epochs=cfg["train"]["epochs"],
             shuffle=False,
-            callbacks=[snap],
+            callbacks=[snap, *extra_callbacks(cfg["train"], writer)],
             verbose=0,
         )  # the pipeline shuffles
         if snap.diverged_at_epoch is not None:
