@@ -38,5 +38,6 @@ clean:
 bench: venv
 	$(BIN)/python benchmarks/bench_startup.py
 	$(BIN)/python benchmarks/bench_snapshots.py
+	$(BIN)/python benchmarks/bench_sweeps.py
 	$(BIN)/python benchmarks/bench_compare.py
 	$(BIN)/python benchmarks/bench_smoke.py

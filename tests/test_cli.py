@@ -14,7 +14,8 @@ from conftest import CONFIGS, write_run
 from weightlab import render
 from weightlab.cli import cli
 
-COMMANDS = ["run", "validate", "ls", "show", "compare", "reindex", "init", "configs", "schema"]
+COMMANDS = ["run", "validate", "ls", "show", "compare", "explain", "plot", "export", "reindex"]
+COMMANDS += ["init", "configs", "schema"]
 
 
 def invoke(*args: str):
@@ -144,16 +145,24 @@ def test_reindex(store):
         ["reindex"],
         ["validate", str(CONFIGS / "bias-vs-no-bias.yaml")],
         ["validate", str(CONFIGS / "initializers.yaml")],
+        ["explain", "latest"],
+        ["explain", "latest", "--layer", "out", "--format", "json"],
+        ["plot", "-o", "{tmp}/loss.png"],
+        ["plot", "--what", "weights", "-o", "{tmp}/w.svg"],
+        ["plot", "--what", "biases", "-o", "{tmp}/b.png"],
+        ["plot", "--what", "distance", "-o", "{tmp}/d.png"],
+        ["export", "--to", "csv", "{tmp}/csv"],
+        ["export", "--to", "tensorboard", "{tmp}/tb"],
         ["configs"],
         ["configs", "depth"],
         ["schema"],
     ],
 )
-def test_read_commands_never_import_tensorflow(args, no_tensorflow, store):
+def test_read_commands_never_import_tensorflow(args, no_tensorflow, store, tmp_path):
     write_run(store, batch="b", cell={"model.use_bias": True})
     write_run(store, batch="b", cell={"model.use_bias": False}, use_bias=False)
     proc = subprocess.run(
-        [sys.executable, "-m", "weightlab", *args],
+        [sys.executable, "-m", "weightlab", *[a.format(tmp=tmp_path) for a in args]],
         env=no_tensorflow,
         capture_output=True,
         text=True,
