@@ -35,12 +35,14 @@ format: venv
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
-# One script per speed target, then compare's and explain/plot/export's; each prints its figures.
+# One script per speed target, then the other issues' scripts; each prints its figures.
 bench: venv
 	$(BIN)/python benchmarks/bench_snapshots.py
 	$(BIN)/python benchmarks/bench_tiny.py
 	$(BIN)/python benchmarks/bench_startup.py
 	$(BIN)/python benchmarks/bench_storage.py
 	$(BIN)/python benchmarks/bench_memory.py
+	$(BIN)/python benchmarks/bench_sweeps.py
 	$(BIN)/python benchmarks/bench_compare.py
 	$(BIN)/python benchmarks/bench_see.py
+	$(BIN)/python benchmarks/bench_smoke.py

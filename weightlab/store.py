@@ -392,6 +392,16 @@ def snapshot_name(epoch: int) -> str:
     return f"epoch-{epoch:04d}.npz"
 
 
+def npz_bytes(arrays: dict[str, np.ndarray], compress: bool = False) -> bytes:
+    """The ``.npz`` file of ``arrays``, zip-deflated when ``compress`` (``snapshots.compress``)."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    save = np.savez_compressed if compress else np.savez
+    save(buf, **arrays)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
 def steps_name(epoch: int, part: int = 0) -> str:
     """The file of the per-step snapshots taken during ``epoch`` (counted from 1).
 
@@ -449,12 +459,7 @@ class RunWriter:
         Returns:
             The file's size in bytes.
         """
-        import numpy as np
-
-        buf = io.BytesIO()
-        save = np.savez_compressed if self.compress else np.savez
-        save(buf, **arrays)  # type: ignore[arg-type]
-        data = buf.getvalue()
+        data = npz_bytes(arrays, self.compress)
         jsonio.atomic_write_bytes(self.dir / "snapshots" / filename, data)
         return len(data)
 
