@@ -32,6 +32,8 @@ def _inherited(key: str, configs: list[dict[str, Any]]) -> bool:
 
 
 def settings(record: dict[str, Any], keys: list[str]) -> dict[str, str]:
+    if record["status"] == "corrupt" and not record["config"]:
+        return {k: "?" for k in keys}
     return {k: short_value(record["config"].get(k)) for k in keys}
 
 
@@ -74,7 +76,8 @@ def side_by_side(records: list[dict[str, Any]], *, all_keys: bool = False) -> di
         records: run records as returned by ``Store.select`` (with flat ``config``).
         all_keys: show every config key, not only those that differ.
     """
-    configs = [r["config"] for r in records]
+    # A corrupt run has no readable config: it must not make every key look different.
+    configs = [r["config"] for r in records if r["status"] != "corrupt"] or [{}]
     if all_keys:
         keys = [k for k in dict.fromkeys(k for c in configs for k in c) if k not in _IGNORED]
     else:
@@ -85,6 +88,8 @@ def side_by_side(records: list[dict[str, Any]], *, all_keys: bool = False) -> di
 
 def _label(row: dict[str, Any]) -> str:
     """``use_bias=false`` from a row's differing settings, or its id when nothing differs."""
+    if row["status"] == "corrupt":
+        return str(row["id"])
     return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in row["settings"].items()) or row["id"]
 
 
@@ -97,8 +102,13 @@ def findings(rows: list[dict[str, Any]]) -> list[str]:
                 f"{_label(row)}: blew up (non-finite loss or weights) at epoch "
                 f"{row['diverged_at_epoch']}"
             )
-        elif row["status"] == "failed":
-            out.append(f"{_label(row)}: failed: {row['error']}")
+        elif row["status"] in ("failed", "corrupt"):
+            out.append(f"{_label(row)}: {row['status']}: {row['error']}")
+        elif row["status"] == "crashed":
+            out.append(
+                f"{_label(row)}: crashed after epoch {row['epochs']}; "
+                f"`weightlab resume {row['id']}` continues it"
+            )
     finite = [r for r in rows if r["status"] == "completed" and _finite(r["loss"])]
     if len(finite) >= 2:
         best = min(finite, key=lambda r: r["loss"])

@@ -20,6 +20,8 @@ STATUS_STYLE = {
     "failed": "bold red",
     "interrupted": "magenta",
     "running": "cyan",
+    "crashed": "bold red",
+    "corrupt": "bold red",
 }
 
 
@@ -219,8 +221,39 @@ def runs_list(records: list[dict[str, Any]], store: str, width: int = 80) -> Ren
     )
     title += f", in {store} (ids begin with the UTC start time)"
     table, dropped = fitted_table(cols, width, title)
+    parts: list[RenderableType] = [table]
     note = hidden_note(dropped)
-    return Group(table, note) if note else table
+    if note:
+        parts.append(note)
+    parts += damage_notes(records)
+    return Group(*parts) if len(parts) > 1 else table
+
+
+def damage_notes(records: list[dict[str, Any]]) -> list[Text]:
+    """One line per corrupt run with the reason (the table has no room for it)."""
+    return [
+        Text(f"• {r['id']}: corrupt: {r['error']}", style=STATUS_STYLE["corrupt"])
+        for r in records
+        if r["status"] == "corrupt"
+    ]
+
+
+def check_report(report: dict[str, Any]) -> RenderableType:
+    """``weightlab check``: one line per finding, then the verdict."""
+    lines: list[RenderableType] = []
+    for f in report["findings"]:
+        who = f"{f['run']}: " if f["run"] else ""
+        style = "yellow" if f["kind"] in ("crashed", "leftover") else "red"
+        lines.append(Text(f"{f['kind']:<12} {who}{f['detail']}", style=style))
+    runs = f"{report['runs']} run{'s' if report['runs'] != 1 else ''}"
+    if report["problems"]:
+        verdict = Text(f"{report['problems']} problem(s) in {runs} in {report['store']}")
+        verdict.stylize("bold red")
+    else:
+        verdict = Text(f"✓ {runs} in {report['store']}: every file reads back", style="green")
+    if report["repaired"]:
+        verdict.append("; index rebuilt from the run directories")
+    return Group(*lines, verdict)
 
 
 # ---- compare / run summary -----------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -12,11 +14,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from weightlab import __version__, data, stats, yamlio
+from weightlab import __version__, data, lifecycle, stats, yamlio
 from weightlab.config import Experiment, RunSpec
-from weightlab.errors import ConfigError, DataError, Problem
+from weightlab.errors import ConfigError, DataError, Problem, UsageError
+from weightlab.resume import ResumePlan, fingerprint
 from weightlab.store import RunWriter, Store, new_id, new_record, now_iso
-from weightlab.training import keras_names
+from weightlab.training import keras_names, state
 from weightlab.training.model import build, compile_model
 from weightlab.training.snapshots import WeightSnapshots, snapshot_callback
 
@@ -73,20 +76,43 @@ def set_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def feed(
-    dataset: data.Dataset, train_cfg: dict[str, Any], seed: int
-) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
-    """Cached ``tf.data`` pipelines for training and validation.
+def steps_per_epoch(dataset: data.Dataset, train_cfg: dict[str, Any]) -> int:
+    return -(-len(dataset.x_train) // train_cfg["batch_size"])
 
-    Same batches and number of updates per epoch as ``model.fit(x, y, batch_size, shuffle)``, but
-    the arrays are sliced once and kept in the cache instead of re-converted every epoch (the
-    per-epoch ``evaluate`` on validation arrays doubled the time of small runs).
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> tf.Tensor:
+    """The order of the training rows in ``epoch``: a pure function of (seed, epoch).
+
+    Stateless random numbers, so that a resumed run sees epoch k's batches exactly as a run that
+    was never stopped (a ``shuffle(reshuffle_each_iteration=True)`` depends on how many epochs
+    the same iterator already went through).
+    """
+    if not shuffle:
+        return tf.range(n, dtype=tf.int64)
+    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    return tf.cast(tf.argsort(tf.random.stateless_uniform([n], seed=key), stable=True), tf.int64)
+
+
+def feed(
+    dataset: data.Dataset, train_cfg: dict[str, Any], seed: int, initial_epoch: int = 0
+) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
+    """``tf.data`` pipelines for training (epochs ``initial_epoch`` .. end, back to back) and
+    validation.
+
+    The training pipeline yields ``steps_per_epoch`` batches per epoch, each epoch ordered by
+    :func:`epoch_order`; give ``model.fit`` the same ``initial_epoch`` and ``steps_per_epoch``.
+    Same batches and number of updates per epoch as ``model.fit(x, y, batch_size, shuffle)``.
     """
     batch = train_cfg["batch_size"]
-    train = tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train)).cache()
-    if train_cfg["shuffle"]:
-        train = train.shuffle(len(dataset.x_train), seed=seed, reshuffle_each_iteration=True)
-    train = train.batch(batch).prefetch(tf.data.AUTOTUNE)
+    x, y = tf.constant(dataset.x_train), tf.constant(dataset.y_train)
+    n = len(dataset.x_train)
+
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        rows = tf.data.Dataset.from_tensor_slices(epoch_order(n, seed, epoch, train_cfg["shuffle"]))
+        return rows.batch(batch).map(lambda i: (tf.gather(x, i), tf.gather(y, i)))
+
+    epochs = tf.data.Dataset.range(initial_epoch, train_cfg["epochs"])
+    train = epochs.flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
     if dataset.x_val is None:
         return train, None
     val = tf.data.Dataset.from_tensor_slices((dataset.x_val, dataset.y_val)).cache()
@@ -107,9 +133,9 @@ def train_run(
     Returns:
         The final run record (run.json). A Python exception inside training marks the run
         ``failed`` (message in run.json, traceback in error.txt) and is not re-raised;
-        KeyboardInterrupt marks it ``interrupted`` and is re-raised.
+        KeyboardInterrupt (Ctrl-C, or SIGTERM turned into :class:`lifecycle.Terminated`) marks it
+        ``interrupted`` and is re-raised.
     """
-    emit = on_event or (lambda event: None)
     cfg = spec.config
     record = new_record(
         experiment=spec.experiment,
@@ -119,17 +145,52 @@ def train_run(
         cell=spec.cell,
         epochs=cfg["train"]["epochs"],
         snapshots_every=cfg["snapshots"]["every"],
-        data=dataset.info,
+        data={**dataset.info, "fingerprint": fingerprint(dataset)},
         versions=versions(),
         source=source,
     )
     writer = RunWriter(store, record, cfg)
+    return _train(writer, cfg, spec.seed, dataset, on_event or (lambda event: None))
+
+
+def resume_run(
+    plan: ResumePlan, store: Store, *, on_event: OnEvent | None = None
+) -> dict[str, Any]:
+    """Continue an interrupted or crashed run from its last completed epoch.
+
+    Raises:
+        UsageError: the data the run trains on changed since it started.
+    """
+    cfg, seed = plan.config, plan.record["seed"]
+    dataset = data.load(cfg["data"], seed)
+    was = (plan.record.get("data") or {}).get("fingerprint")
+    if was is not None and was != fingerprint(dataset):
+        raise UsageError(
+            f"run {plan.run_id} cannot be resumed: its data changed since it started "
+            f"(fingerprint {was}, now {fingerprint(dataset)})"
+        )
+    saved = state.load(plan.state)
+    writer = RunWriter.reopen(store, plan.run_id)
+    with lifecycle.stop_on_signals():
+        return _train(writer, cfg, seed, dataset, on_event or (lambda event: None), saved)
+
+
+def _train(
+    writer: RunWriter,
+    cfg: dict[str, Any],
+    seed: int,
+    dataset: data.Dataset,
+    emit: OnEvent,
+    saved: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Fit (from scratch, or from a resume state), recording as it goes; returns run.json."""
+    record = writer.record
     emit({"type": "run_start", "run": record})
     t0 = time.perf_counter()
     snap: WeightSnapshots | None = None
     fit_start: float | None = None
     try:
-        set_determinism(spec.seed)
+        set_determinism(seed)
         model = build(cfg["model"], dataset.features)
         compile_model(model, cfg["train"])
 
@@ -137,45 +198,126 @@ def train_run(
             emit({"type": "epoch", "run": record, "epoch": epoch, "logs": logs})
 
         snap = snapshot_callback(writer, cfg["snapshots"]["every"], on_epoch)
-        train, validation = feed(dataset, cfg["train"], spec.seed)
+        keep = state.ResumeState(writer, snap)
+        spe = steps_per_epoch(dataset, cfg["train"])
+        initial_epoch = 0 if saved is None else _restore(model, saved, snap, keep, writer, spe)
+        train, validation = feed(dataset, cfg["train"], seed, initial_epoch)
         fit_start = time.perf_counter()
         model.fit(
             train,
             validation_data=validation,
+            initial_epoch=initial_epoch,
             epochs=cfg["train"]["epochs"],
+            steps_per_epoch=spe,
             shuffle=False,
-            callbacks=[snap],
+            callbacks=[snap, keep],
             verbose=0,
         )  # the pipeline shuffles
         if snap.diverged_at_epoch is not None:
-            record["status"] = "diverged"
-            record["diverged_at_epoch"] = snap.diverged_at_epoch
-            record["error"] = f"diverged at epoch {snap.diverged_at_epoch}: {snap.nonfinite}"
+            _record_divergence(record, snap, keep, model, dataset, cfg, seed)
         else:
             record["status"] = "completed"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         record["status"] = "interrupted"
+        done = snap.epochs_completed if snap is not None else 0
+        record["error"] = f"interrupted by {lifecycle.signal_name(e)} after epoch {done}"
         raise
     except Exception as e:  # the run failed; the sweep goes on
         record["status"] = "failed"
         record["error"] = summarize_error(e)
         writer.write_text("error.txt", traceback.format_exc())
     finally:
-        writer.close()
-        if snap is not None:
-            if fit_start is not None:  # also for an interrupted or failed fit
-                fit_seconds = time.perf_counter() - fit_start
-                record["timing"]["train_seconds"] = round(fit_seconds - snap.snapshot_seconds, 4)
-            record["epochs_completed"] = snap.epochs_completed
-            record["final"] = snap.last_logs
-            record["timing"]["snapshot_seconds"] = round(snap.snapshot_seconds, 4)
-            record["snapshots"].update(count=snap.snapshot_count, bytes=snap.snapshot_bytes)
-        record.update(stats.summarize(snap.rows if snap is not None else []))
-        record["timing"]["total_seconds"] = round(time.perf_counter() - t0, 4)
-        record["finished_at"] = now_iso()
-        writer.save()
+        with lifecycle.signals_deferred():  # a second Ctrl-C must not leave run.json `running`
+            _finish(writer, snap, fit_start, t0)
         emit({"type": "run_end", "run": record})
     return record
+
+
+def _restore(
+    model: keras.Model,
+    saved: dict[str, np.ndarray],
+    snap: WeightSnapshots,
+    keep: state.ResumeState,
+    writer: RunWriter,
+    spe: int,
+) -> int:
+    """Load a resume state into the model and the callbacks; mark the run running again."""
+    epoch = state.restore(model, saved)
+    snap.set_model(model)  # fit() would do it, but the callbacks need the model before that
+    keep.last = saved
+    record = writer.record
+    rows = [row for row in writer.store.history(writer.id) if row["epoch"] <= epoch]
+    writer.rewrite_history(rows)
+    snap.resume_from(epoch, rows, state.initial(saved), spe, record)
+    record["resumed"] = [
+        *(record.get("resumed") or []),
+        {"from_epoch": epoch, "at": now_iso(), "pid": os.getpid(), "host": socket.gethostname()},
+    ]
+    record.update(
+        status="running",
+        error=None,
+        finished_at=None,
+        pid=os.getpid(),
+        pid_started=lifecycle.process_start_time(),
+        host=socket.gethostname(),
+    )
+    writer.save()
+    return epoch
+
+
+def _record_divergence(
+    record: dict[str, Any],
+    snap: WeightSnapshots,
+    keep: state.ResumeState,
+    model: keras.Model,
+    dataset: data.Dataset,
+    cfg: dict[str, Any],
+    seed: int,
+) -> None:
+    """Mark the run diverged, replaying the bad epoch to name the batch and the variable."""
+    epoch = snap.diverged_at_epoch
+    assert epoch is not None
+    record["status"] = "diverged"
+    record["diverged_at_epoch"] = epoch
+    where = None
+    try:
+        one = feed(dataset, {**cfg["train"], "epochs": epoch}, seed, epoch - 1)[0]
+        where = state.first_nonfinite(model, keep.last, one.as_numpy_iterator())
+    except Exception:  # the replay only adds detail; the divergence itself is recorded anyway
+        where = None
+    spe = steps_per_epoch(dataset, cfg["train"])
+    detail = {"epoch": epoch, "batch": None, "step": None, "variable": snap.first_bad}
+    if where is not None:
+        detail.update(where, step=(epoch - 1) * spe + where["batch"])
+    record["divergence"] = detail
+    at = f"epoch {epoch}" + (f", batch {detail['batch']}" if detail["batch"] else "")
+    first = "the loss" if detail["variable"] == "loss" else detail["variable"]
+    record["error"] = f"diverged at {at}: {first} went non-finite first ({snap.nonfinite})"
+
+
+def _finish(
+    writer: RunWriter, snap: WeightSnapshots | None, fit_start: float | None, t0: float
+) -> None:
+    """Write the final record: timing (added to earlier sessions of a resumed run), summary."""
+    record = writer.record
+    writer.close()
+    timing = record["timing"]
+    before = {k: timing.get(k, 0.0) if record.get("resumed") else 0.0 for k in timing}
+    if snap is not None:
+        if fit_start is not None:  # also for an interrupted or failed fit
+            fit_seconds = time.perf_counter() - fit_start
+            timing["train_seconds"] = round(
+                before["train_seconds"] + fit_seconds - snap.session_snapshot_seconds, 4
+            )
+        record["epochs_completed"] = snap.epochs_completed
+        record["batches_seen"] = snap.batches_seen
+        record["final"] = snap.last_logs
+        timing["snapshot_seconds"] = round(snap.snapshot_seconds, 4)
+        record["snapshots"].update(count=snap.snapshot_count, bytes=snap.snapshot_bytes)
+    record.update(stats.summarize(snap.rows if snap is not None else []))
+    timing["total_seconds"] = round(before["total_seconds"] + time.perf_counter() - t0, 4)
+    record["finished_at"] = now_iso()
+    writer.save()
 
 
 def summarize_error(error: BaseException, limit: int = 300) -> str:
@@ -214,10 +356,11 @@ def run_experiment(
         }
     )
     records = []
-    for spec in experiment.runs:
-        records.append(
-            train_run(
-                spec, datasets[_data_key(spec)], store, batch, source=source, on_event=on_event
+    with lifecycle.stop_on_signals():
+        for spec in experiment.runs:
+            records.append(
+                train_run(
+                    spec, datasets[_data_key(spec)], store, batch, source=source, on_event=on_event
+                )
             )
-        )
     return records
