@@ -319,6 +319,23 @@ def comparison(result: dict[str, Any], title: str = "", width: int = 80) -> Rend
 # ---- show ----------------------------------------------------------------------------------------
 
 
+def status_line(r: dict[str, Any]) -> Text:
+    """``diverged at epoch 2, batch 5: dense_1/kernel first`` / ``crashed: <why>`` / status."""
+    s = r["status"]
+    if s == "diverged":
+        d = r.get("divergence") or {}
+        text = f"diverged at epoch {r['diverged_at_epoch']}"
+        if d.get("batch"):
+            text += f", batch {d['batch']}"
+        if d.get("variable"):
+            first = "the loss" if d["variable"] == "loss" else d["variable"]
+            text += f": {first} went non-finite first"
+        return Text(text, style=STATUS_STYLE[s])
+    if s in ("crashed", "corrupt", "interrupted", "failed") and r.get("error"):
+        return Text(f"{s}: {r['error']}", style=STATUS_STYLE.get(s, ""))
+    return status(s)
+
+
 def run_detail(detail: dict[str, Any], config: dict[str, Any], width: int = 80) -> RenderableType:
     r = detail["run"]
     head = Table.grid(padding=(0, 2))
@@ -326,12 +343,7 @@ def run_detail(detail: dict[str, Any], config: dict[str, Any], width: int = 80) 
     head.add_column()
     head.add_row("run", r["id"])
     head.add_row("experiment", f"{r['experiment']}  (batch {r['batch']})")
-    head.add_row(
-        "status",
-        status(r["status"])
-        if r["status"] != "diverged"
-        else Text(f"diverged at epoch {r['diverged_at_epoch']}", style=STATUS_STYLE["diverged"]),
-    )
+    head.add_row("status", status_line(r))
     if r.get("cell"):
         head.add_row("settings", cell_text(r["cell"]))
     head.add_row("seed", str(r["seed"]))
