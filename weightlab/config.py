@@ -205,7 +205,7 @@ def _finite_arguments(v: Any, kind: str, where: str = "") -> None:
         raise Invalid(f"argument {where!r} of {_a(kind)} must be a finite number; got {v}")
     items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
     for key, sub in items:
-        _finite_arguments(sub, kind, key if not where else f"{where}.{key}")
+        _finite_arguments(sub, kind, f"{where}.{key}" if where else str(key))
 
 
 def _a(kind: str) -> str:
