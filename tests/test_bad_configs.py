@@ -238,6 +238,18 @@ BAD = [
         [],
         "{cfg}:3: name: expected a name of letters, digits, '_', '.', '-' (no '/'); got '../../etc'",
     ),
+    (
+        "control character",
+        "model:\n  layers: [1]\nname: \x1b\n",
+        [],
+        '{cfg}:3: not valid YAML: the control character #x1b is not allowed (write it escaped inside double quotes, e.g. "\\x1b")',
+    ),
+    (
+        "control character in an override",
+        "model:\n  layers: [1]\n",
+        ["name=\x07"],
+        "override 'name=\x07': name: not valid YAML: the control character #x07 is not allowed (write it escaped inside double quotes, e.g. \"\\x1b\")",
+    ),
 ]
 
 BAD_KERAS = [
