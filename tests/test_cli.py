@@ -16,7 +16,7 @@ from conftest import CONFIGS, REPO, write_run
 from weightlab import analysis, render
 from weightlab.cli import cli
 
-COMMANDS = ["run", "validate", "ls", "show", "compare", "reindex"]
+COMMANDS = ["run", "validate", "ls", "show", "compare", "reindex", "check", "resume"]
 
 
 def invoke(*args: str):
@@ -250,6 +250,8 @@ def no_tensorflow(tmp_path) -> dict[str, str]:
         ["compare"],
         ["compare", "--format", "json"],
         ["reindex"],
+        ["check"],
+        ["check", "--repair", "--format", "json"],
         ["validate", str(CONFIGS / "bias-vs-no-bias.yaml")],
         ["validate", str(CONFIGS / "initializers.yaml")],
     ],
@@ -266,6 +268,25 @@ def test_read_commands_never_import_tensorflow(args, no_tensorflow, store):
     )
     assert proc.returncode == 0, proc.stderr
     assert "must not be imported" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "status, message",
+    [
+        ("completed", "cannot be resumed: it completed all its epochs"),
+        ("interrupted", "cannot be resumed: it has no resume.npz"),
+    ],
+)
+def test_resume_refusals_do_not_import_tensorflow(no_tensorflow, store, status, message):
+    write_run(store, status=status)
+    proc = subprocess.run(
+        [sys.executable, "-m", "weightlab", "resume", "latest"],
+        env=no_tensorflow,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
 
 def test_fake_tensorflow_really_blocks(no_tensorflow):

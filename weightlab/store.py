@@ -101,7 +101,12 @@ def new_record(
         "final": {},
         "best": None,
         "weights": None,
-        "timing": {"train_seconds": 0.0, "snapshot_seconds": 0.0, "total_seconds": 0.0},
+        "timing": {
+            "train_seconds": 0.0,
+            "snapshot_seconds": 0.0,
+            "state_seconds": 0.0,
+            "total_seconds": 0.0,
+        },
         "snapshots": {"every": snapshots_every, "count": 0, "bytes": 0},
         "data": data,
         "started_at": now_iso(),

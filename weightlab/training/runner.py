@@ -188,6 +188,7 @@ def _train(
     emit({"type": "run_start", "run": record})
     t0 = time.perf_counter()
     snap: WeightSnapshots | None = None
+    keep: state.ResumeState | None = None
     fit_start: float | None = None
     try:
         set_determinism(seed)
@@ -228,7 +229,7 @@ def _train(
         writer.write_text("error.txt", traceback.format_exc())
     finally:
         with lifecycle.signals_deferred():  # a second Ctrl-C must not leave run.json `running`
-            _finish(writer, snap, fit_start, t0)
+            _finish(writer, snap, keep, fit_start, t0)
         emit({"type": "run_end", "run": record})
     return record
 
@@ -296,7 +297,11 @@ def _record_divergence(
 
 
 def _finish(
-    writer: RunWriter, snap: WeightSnapshots | None, fit_start: float | None, t0: float
+    writer: RunWriter,
+    snap: WeightSnapshots | None,
+    keep: state.ResumeState | None,
+    fit_start: float | None,
+    t0: float,
 ) -> None:
     """Write the final record: timing (added to earlier sessions of a resumed run), summary."""
     record = writer.record
@@ -306,9 +311,10 @@ def _finish(
     if snap is not None:
         if fit_start is not None:  # also for an interrupted or failed fit
             fit_seconds = time.perf_counter() - fit_start
-            timing["train_seconds"] = round(
-                before["train_seconds"] + fit_seconds - snap.session_snapshot_seconds, 4
-            )
+            own = snap.session_snapshot_seconds + (keep.seconds if keep else 0.0)
+            timing["train_seconds"] = round(before["train_seconds"] + fit_seconds - own, 4)
+        if keep is not None:
+            timing["state_seconds"] = round(before.get("state_seconds", 0.0) + keep.seconds, 4)
         record["epochs_completed"] = snap.epochs_completed
         record["batches_seen"] = snap.batches_seen
         record["final"] = snap.last_logs
