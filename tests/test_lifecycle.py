@@ -191,6 +191,24 @@ def test_odd_directories_in_the_store_are_not_runs(store):
     assert [f["kind"] for f in check(store)["findings"]] == ["leftover"]
 
 
+def test_show_names_where_a_run_diverged(store):
+    rec = write_run(store, status="diverged", diverged_at=2)
+    where = {"epoch": 2, "batch": 5, "step": 12, "variable": "dense_1/kernel"}
+    set_record(store, rec["id"], divergence=where)
+    shown = " ".join(invoke("show", rec["id"]).output.split())
+    assert "diverged at epoch 2, batch 5: dense_1/kernel went non-finite first" in shown
+
+
+def test_signal_during_the_final_save_is_held_then_delivered():
+    saved = []
+    with pytest.raises(lifecycle.Terminated) as stopped, lifecycle.stop_on_signals():
+        with lifecycle.signals_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # the handler would have run by now
+            saved.append("run.json")
+    assert saved == ["run.json"] and lifecycle.exit_code(stopped.value) == 143
+
+
 # ---- SIGKILL and concurrency, without TensorFlow ----------------------------------------------
 
 WRITER = """

@@ -162,6 +162,10 @@ def test_divergence_is_recorded_not_raised(tmp_path):
     assert huge["status"] == "diverged" and huge["diverged_at_epoch"] == 1
     assert "non-finite" in huge["error"] or "loss is" in huge["error"]
     assert store.snapshot_epochs(huge["id"]) == [0], "snapshots before the blow-up are kept"
+    where = huge["divergence"]  # the epoch replayed batch by batch from the last finite state
+    assert where["epoch"] == 1 and where["batch"] >= 1 and where["step"] == where["batch"]
+    assert where["variable"] == "loss" or where["variable"] in store.snapshot(huge["id"], 0)
+    assert f"batch {where['batch']}" in huge["error"]
     history = store.history(huge["id"])
     assert np.isnan(history[1]["loss"]) or np.isinf(history[1]["loss"])
     for name in ("glorot_uniform", "he_normal", "zeros"):

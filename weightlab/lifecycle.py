@@ -158,18 +158,19 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated(signum)
 
 
+def _catchable(signals: tuple[signal.Signals, ...]) -> list[signal.Signals]:
+    """Those of ``signals`` that may be handled here: main thread only, and never one the
+    user chose to ignore (``nohup`` ignores SIGHUP)."""
+    if threading.current_thread() is not threading.main_thread():
+        return []  # a Dask worker thread cannot set handlers; its process handles them
+    return [s for s in signals if signal.getsignal(s) is not signal.SIG_IGN]
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Within this block, SIGTERM and SIGHUP raise :class:`Terminated` like Ctrl-C raises
-    KeyboardInterrupt, so the run is recorded ``interrupted`` instead of left ``running``.
-
-    Signal handlers can only be set from the main thread; elsewhere (a Dask worker thread) this
-    does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    wanted = [signal.SIGTERM, signal.SIGHUP]
+    KeyboardInterrupt, so the run is recorded ``interrupted`` instead of left ``running``."""
+    wanted = _catchable((signal.SIGTERM, signal.SIGHUP))
     previous = {s: signal.signal(s, _raise_terminated) for s in wanted}
     try:
         yield
@@ -180,16 +181,19 @@ def stop_on_signals() -> Iterator[None]:
 
 @contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM/SIGHUP while the final record is written, then deliver them.
+    """Hold SIGINT/SIGTERM/SIGHUP while the final record is written, then deliver the first.
 
     A second Ctrl-C while run.json is being saved would otherwise leave it saying ``running``.
+    Python-level handlers, not a signal mask: a mask covers one thread, and TensorFlow's threads
+    would take the signal instead.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    wanted = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
+    pending: list[int] = []
+    wanted = _catchable((signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+    previous = {s: signal.signal(s, lambda n, _f: pending.append(n)) for s in wanted}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])
