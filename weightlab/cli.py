@@ -170,7 +170,7 @@ def show(run_selector: str, every: int, store_path: str | None, fmt: str) -> Non
 def compare_(selectors: tuple[str, ...], all_keys: bool, store_path: str | None, fmt: str) -> None:
     """Put runs side by side (default: the runs of the latest `weightlab run`)."""
     store = Store.open(store_path)
-    records = store.select(selectors, default="latest-batch")
+    records = store.verified(store.select(selectors, default="latest-batch"))
     if not records:
         raise WeightlabError(f"no runs in {store.root} yet; start one with `weightlab run CONFIG`")
     result = analysis.side_by_side(records, all_keys=all_keys)

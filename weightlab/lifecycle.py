@@ -14,7 +14,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -94,34 +93,39 @@ def corrupt_record(run_id: str, reason: str) -> dict[str, Any]:
     }
 
 
-def quick_damage(run_dir: Path, record: dict[str, Any]) -> str | None:
-    """What is visibly wrong with a run directory, from file sizes only (cheap enough for ``ls``).
+def scan(run_dir: str, record: dict[str, Any] | None = None) -> tuple[list[int] | None, str | None]:
+    """One look at a run directory, cheap enough for ``ls``: run.json's ``[size, mtime_ns]``
+    (to tell whether the index's copy is current) and what is visibly wrong, if anything.
 
+    With ``record``, also whether the snapshot files add up to the bytes it records (a truncated
+    or deleted ``.npz``): one stat per file, so ``compare`` asks for it and ``ls`` does not.
     ``weightlab check`` reads every file; this only looks at names and sizes.
     """
     try:
-        names = {e.name: e for e in os.scandir(run_dir)}
+        entries = {e.name: e for e in os.scandir(run_dir)}
     except OSError as e:
-        return f"cannot read the run directory: {e.strerror or e}"
-    for name in ("run.json", "config.yaml"):
-        if name not in names:
-            return f"{name} is missing"
-        if names[name].stat().st_size == 0:
-            return f"{name} is empty"
-    if "history.jsonl" not in names:
-        return "history.jsonl is missing"
-    recorded = (record.get("snapshots") or {}).get("bytes") or 0
-    if recorded and record.get("status") != "running":
-        on_disk = snapshot_bytes(run_dir / "snapshots")
+        return None, f"cannot read the run directory: {e.strerror or e}"
+    if "run.json" not in entries:
+        return None, "run.json is missing"
+    st = entries["run.json"].stat()
+    signature = [st.st_size, st.st_mtime_ns]
+    if st.st_size == 0:
+        return signature, "run.json is empty"
+    for name in ("config.yaml", "history.jsonl"):
+        if name not in entries:
+            return signature, f"{name} is missing"
+    recorded = ((record or {}).get("snapshots") or {}).get("bytes") or 0
+    if recorded and record and record.get("status") != "running":
+        on_disk = snapshot_bytes(os.path.join(run_dir, "snapshots"))
         if on_disk < recorded:
-            return (
+            return signature, (
                 f"snapshot files hold {on_disk} bytes, run.json records {recorded} "
                 "(truncated or deleted); `weightlab check` names them"
             )
-    return None
+    return signature, None
 
 
-def snapshot_bytes(snap_dir: Path) -> int:
+def snapshot_bytes(snap_dir: str) -> int:
     """Total size of the finished snapshot files (temporary files start with a dot)."""
     try:
         return sum(

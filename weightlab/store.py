@@ -261,17 +261,20 @@ class Store:
         """
         if not self.runs_dir.is_dir():
             return []
+        base = str(self.runs_dir)
         on_disk = {d.name for d in self.run_dirs()}
         with self._db() as con:
             rows = con.execute("SELECT id, status, record, config FROM runs").fetchall()
         records: dict[str, dict[str, Any]] = {}
+        damage: dict[str, str | None] = {}
         stale: list[str] = []
         for run_id, status, record_text, config_text in rows:
             if run_id not in on_disk:
                 continue  # deleted by hand; reindex drops the row
             record = jsonio.decode(json.loads(record_text))
             record["config"] = jsonio.decode(json.loads(config_text))
-            if status == "running" or record.pop(_SIGNATURE, None) != self._signature(run_id):
+            signature, damage[run_id] = lifecycle.scan(os.path.join(base, run_id))
+            if status == "running" or record.pop(_SIGNATURE, None) != signature:
                 stale.append(run_id)  # the writer may have died, or run.json changed since
             records[run_id] = record
         refresh = []
@@ -283,6 +286,7 @@ class Store:
             record, flat = loaded
             refresh.append((record, flat))
             records[run_id] = {**record, "config": flat}
+            damage[run_id] = lifecycle.scan(os.path.join(base, run_id))[1]
         if refresh:
             try:
                 with self._db(write=True) as con:
@@ -290,17 +294,21 @@ class Store:
                         self._upsert(con, record, flat)
             except StoreError:
                 pass  # a read never fails because the cache could not be refreshed
-        out = [self._checked(r) for r in records.values()]
+        out = [_derived(r, damage.get(r["id"])) for r in records.values()]
         return sorted(out, key=lambda r: (r["started_at"], r["id"]), reverse=True)
 
-    def _checked(self, record: dict[str, Any]) -> dict[str, Any]:
-        """``record`` with the status derived when reading: crashed or corrupt."""
-        if record["status"] == "corrupt":
-            return record
-        damage = lifecycle.quick_damage(self.run_dir(record["id"]), record)
-        if damage:
-            return {**lifecycle.corrupt_record(record["id"], damage), **_identity(record)}
-        return lifecycle.derive(record)
+    def verified(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``records`` with those whose snapshot files fall short of run.json marked corrupt.
+
+        One stat per snapshot file: for the few runs ``compare`` shows, not for every ``ls``.
+        """
+        out = []
+        for r in records:
+            damage = None
+            if r["status"] not in ("corrupt", "running"):
+                damage = lifecycle.scan(str(self.run_dir(r["id"])), r)[1]
+            out.append(_derived(r, damage))
+        return out
 
     def select(
         self, selectors: Sequence[str] = (), *, default: str = "all"
@@ -424,6 +432,15 @@ def _reason(error: Exception, run_id: str) -> str:
     if isinstance(error, FileNotFoundError):
         return f"{Path(error.filename or '?').name} is missing"
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _derived(record: dict[str, Any], damage: str | None) -> dict[str, Any]:
+    """``record`` with the status derived when reading: corrupt (``damage``) or crashed."""
+    if record["status"] == "corrupt":
+        return record
+    if damage:
+        return {**lifecycle.corrupt_record(record["id"], damage), **_identity(record)}
+    return lifecycle.derive(record)
 
 
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
