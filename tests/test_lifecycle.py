@@ -377,7 +377,8 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(store):
     proc.wait()
     killed = store.get(run_id)
     assert killed["status"] == "crashed" and "ended without finishing" in killed["error"]
-    assert check(store)["problems"] == 0
+    report = check(store)
+    assert report["problems"] == 0, report["findings"]
     assert invoke("ls").exit_code == 0 and "crashed" in invoke("ls").output
 
     source = killed["source"]
@@ -388,7 +389,7 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(store):
 
     resumed = resume_run(prepare(store, run_id), store)
     assert resumed["status"] == "completed" and resumed["epochs_completed"] == 6
-    assert resumed["resumed"][0]["from_epoch"] >= 2
+    assert resumed["resumed"][0]["from_epoch"] >= 1  # 1 if killed while epoch 2 was recorded
     with pytest.raises(UsageError, match="cannot be resumed: it completed all its epochs"):
         prepare(store, run_id)
 

@@ -26,8 +26,9 @@ class Finding:
     detail: str
 
 
-# Kinds that only inform: a crashed run is a state (resume it), not damage.
-NOTES = ("crashed",)
+# Kinds that only inform: a crashed run is a state (resume it), a leftover temporary file of a
+# killed writer is never read; neither is damage.
+NOTES = ("crashed", "leftover")
 
 
 def damage(store: Store, run_id: str) -> list[str]:
