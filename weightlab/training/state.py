@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,29 @@ from weightlab.training.model import variables
 _INIT = "init:"  # epoch-0 arrays by variable key, for the distance-from-init statistics
 
 
+def reader(model: keras.Model) -> Callable[[], dict[str, np.ndarray]]:
+    """A function that reads every model and optimizer variable in one TensorFlow call.
+
+    One ``numpy()`` per variable costs an eager op each (~0.3 ms); Adam on a 2-layer model has
+    14 variables, so a compiled read is about six times cheaper per epoch.
+    """
+    import tensorflow as tf
+
+    names = [f"w{i:04d}" for i in range(len(model.weights))]
+    names += [f"o{i:04d}" for i in range(len(model.optimizer.variables))]
+    variables_ = [*model.weights, *model.optimizer.variables]
+    read = tf.function(lambda: [tf.identity(v.value) for v in variables_])
+
+    def arrays() -> dict[str, np.ndarray]:
+        return {name: t.numpy() for name, t in zip(names, read(), strict=True)}
+
+    return arrays
+
+
 def _capture(
-    model: keras.Model, epoch: int, initial: dict[str, np.ndarray]
+    read: Callable[[], dict[str, np.ndarray]], epoch: int, initial: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    arrays = {f"w{i:04d}": np.array(v.numpy()) for i, v in enumerate(model.weights)}
-    arrays |= {f"o{i:04d}": np.array(v.numpy()) for i, v in enumerate(model.optimizer.variables)}
-    arrays |= {_INIT + k: a for k, a in initial.items()}
+    arrays = read() | {_INIT + k: a for k, a in initial.items()}
     arrays["epoch"] = np.array(epoch, dtype=np.int64)
     return arrays
 
@@ -89,14 +106,15 @@ class ResumeState(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
+        self.read = reader(self.model)
         if not self.last:
-            self.last = _capture(self.model, 0, {})
+            self.last = _capture(self.read, 0, {})
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.snap.diverged_at_epoch is not None:
             return
         start = time.perf_counter()
-        self.last = _capture(self.model, epoch + 1, self.snap.initial)
+        self.last = _capture(self.read, epoch + 1, self.snap.initial)
         buf = io.BytesIO()
         np.savez(buf, **self.last)  # type: ignore[arg-type]
         data = buf.getvalue()
