@@ -36,7 +36,7 @@ def damage(store: Store, run_id: str) -> list[str]:
     problems: list[str] = []
     run_dir = store.run_dir(run_id)
     try:
-        record = store._read_record(run_id)
+        record = store.stored_record(run_id)
         if not isinstance(record, dict) or record.get("id") != run_id:
             problems.append("run.json does not describe this run")
     except StoreError as e:

@@ -241,7 +241,7 @@ class Store:
     def _load(self, run_id: str) -> tuple[dict[str, Any], dict[str, Any]] | str:
         """A run's record and flat config from its directory, or why they cannot be read."""
         try:
-            record = self._read_record(run_id)
+            record = self.stored_record(run_id)
             if not isinstance(record, dict) or not all(k in record for k in _REQUIRED):
                 missing = [k for k in _REQUIRED if not isinstance(record, dict) or k not in record]
                 return f"run.json lacks {', '.join(missing)}"
@@ -375,10 +375,10 @@ class Store:
 
     def record(self, run_id: str) -> dict[str, Any]:
         """A run's record from its run.json, with ``crashed`` derived (see :mod:`lifecycle`)."""
-        return lifecycle.derive(self._read_record(run_id))
+        return lifecycle.derive(self.stored_record(run_id))
 
-    def _read_record(self, run_id: str) -> dict[str, Any]:
-        """run.json exactly as the writer left it."""
+    def stored_record(self, run_id: str) -> dict[str, Any]:
+        """run.json exactly as the writer left it (no derived status)."""
         try:
             record: dict[str, Any] = jsonio.read_json(self.run_dir(run_id) / "run.json")
         except (OSError, ValueError) as e:
@@ -528,7 +528,7 @@ class RunWriter:
         """A writer for an existing run (``weightlab resume``); its record is read as written."""
         self = cls.__new__(cls)
         self.store = store
-        self.record = store._read_record(run_id)
+        self.record = store.stored_record(run_id)
         self.flat = flatten(store.config(run_id))
         self.dir = store.run_dir(run_id)
         self._history = (self.dir / "history.jsonl").open("a", encoding="utf-8")
