@@ -38,3 +38,5 @@ clean:
 bench: venv
 	$(BIN)/python benchmarks/bench_startup.py
 	$(BIN)/python benchmarks/bench_snapshots.py
+	$(BIN)/python benchmarks/bench_resume_state.py
+	$(BIN)/python benchmarks/bench_listing.py

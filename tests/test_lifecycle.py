@@ -369,7 +369,7 @@ def test_feed_order_is_a_function_of_seed_and_epoch():
 def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(store):
     from weightlab.config import load_experiment
     from weightlab.resume import prepare
-    from weightlab.training.runner import resume_run, run_experiment
+    from weightlab.training.runner import run_experiment
 
     proc = start_run(store.root)
     run_id = wait_for_epochs(store, proc, 2)
@@ -387,7 +387,9 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(store):
         prepare(store, run_id)
     set_record(store, run_id, source=source)
 
-    resumed = resume_run(prepare(store, run_id), store)
+    result = invoke("resume", run_id, "--quiet", "--format", "json")
+    assert result.exit_code == 0, result.output
+    resumed = json.loads(result.output)
     assert resumed["status"] == "completed" and resumed["epochs_completed"] == 6
     assert resumed["resumed"][0]["from_epoch"] >= 1  # 1 if killed while epoch 2 was recorded
     with pytest.raises(UsageError, match="cannot be resumed: it completed all its epochs"):
