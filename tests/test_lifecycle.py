@@ -155,12 +155,15 @@ def test_check_finds_index_drift_and_repair_rebuilds(store):
     assert check(store)["findings"] == []
 
 
-def test_check_repairs_an_unreadable_index(store):
-    write_run(store)
+def test_an_unreadable_index_is_a_lost_cache_only(store):
+    rec = write_run(store)
     store.index_path.write_bytes(b"this is not an SQLite database" * 100)
+    listed = invoke("ls")
+    assert listed.exit_code == 0 and rec["id"] in listed.output, "listed from the directories"
     assert invoke("check").exit_code == 1
     assert invoke("check", "--repair").exit_code == 0
-    assert len(invoke("ls", "--format", "json").output) > 2 and check(store)["problems"] == 0
+    assert check(store)["problems"] == 0
+    assert store.index_path.with_name("index.sqlite.damaged").exists(), "moved aside, not deleted"
 
 
 def test_tampered_snapshot_fails_closed(store):

@@ -113,7 +113,7 @@ def check(store: Store, *, repair: bool = False) -> dict[str, Any]:
     findings += _index_findings(store, dirs)
     repaired = False
     if repair and store.root.is_dir():
-        _rebuild_index(store)
+        store.reindex()  # moves an unreadable index aside first
         repaired = True
         findings = [
             f for f in findings if f.kind not in ("unindexed", "index-only", "stale-index", "index")
@@ -177,20 +177,6 @@ def _index_findings(store: Store, dirs: list[str]) -> list[Finding]:
                 )
             )
     return out
-
-
-def _rebuild_index(store: Store) -> None:
-    """Reindex; an index SQLite cannot open is moved aside first (it is only a cache)."""
-    try:
-        store.reindex()
-        return
-    except StoreError:
-        pass
-    for suffix in ("", "-wal", "-shm"):
-        path = Path(f"{store.index_path}{suffix}")
-        if path.exists():
-            path.replace(path.with_name(path.name + ".damaged"))
-    store.reindex()
 
 
 __all__ = ["Finding", "check", "damage"]

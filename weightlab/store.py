@@ -222,11 +222,23 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         loaded = [self._load(d.name) for d in self.run_dirs()]
         rows = [r for r in loaded if not isinstance(r, str)]
+        try:
+            self._write_index(rows)
+        except StoreError:
+            # Not a database any more (a bad copy, a disk error): it is only a cache, so it is
+            # moved aside, never deleted, and built anew.
+            for suffix in ("", "-wal", "-shm"):
+                path = Path(f"{self.index_path}{suffix}")
+                if path.exists():
+                    path.replace(path.with_name(path.name + ".damaged"))
+            self._write_index(rows)
+        return len(rows)
+
+    def _write_index(self, rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         with self._db(write=True) as con:
             con.execute("DELETE FROM runs")
             for record, flat in rows:
                 self._upsert(con, record, flat)
-        return len(rows)
 
     def run_dirs(self) -> list[Path]:
         """Every run directory (hidden ones, being created or left by a killed writer, skipped)."""
@@ -263,18 +275,24 @@ class Store:
             return []
         base = str(self.runs_dir)
         on_disk = {d.name for d in self.run_dirs()}
-        with self._db() as con:
-            rows = con.execute("SELECT id, status, record, config FROM runs").fetchall()
+        try:
+            with self._db() as con:
+                rows = con.execute("SELECT id, status, record, config FROM runs").fetchall()
+        except StoreError:
+            rows = []  # an unreadable index is only a lost cache: list from the directories
         records: dict[str, dict[str, Any]] = {}
         damage: dict[str, str | None] = {}
         stale: list[str] = []
+        changed: set[str] = set()  # run.json differs from what the index cached
         for run_id, status, record_text, config_text in rows:
             if run_id not in on_disk:
                 continue  # deleted by hand; reindex drops the row
             record = jsonio.decode(json.loads(record_text))
             record["config"] = jsonio.decode(json.loads(config_text))
             signature, damage[run_id] = lifecycle.scan(os.path.join(base, run_id))
-            if status == "running" or record.pop(_SIGNATURE, None) != signature:
+            if record.pop(_SIGNATURE, None) != signature:
+                changed.add(run_id)
+            if status == "running" or run_id in changed:
                 stale.append(run_id)  # the writer may have died, or run.json changed since
             records[run_id] = record
         refresh = []
@@ -284,7 +302,9 @@ class Store:
                 records[run_id] = lifecycle.corrupt_record(run_id, loaded)
                 continue
             record, flat = loaded
-            refresh.append((record, flat))
+            same = run_id in records and records[run_id]["status"] == record["status"]
+            if not same or run_id in changed:
+                refresh.append((record, flat))  # a listing writes only what really changed
             records[run_id] = {**record, "config": flat}
             damage[run_id] = lifecycle.scan(os.path.join(base, run_id))[1]
         if refresh:
