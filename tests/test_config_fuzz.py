@@ -4,6 +4,7 @@ ConfigError, never anything else (no KeyError, TypeError, RecursionError, ...)."
 from __future__ import annotations
 
 import math
+import os
 
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -43,8 +44,13 @@ override = st.tuples(dotted, st.one_of(value.map(yaml.safe_dump), st.text(max_si
     lambda kv: f"{kv[0]}={kv[1].strip()}"
 )
 overrides = st.lists(st.one_of(override, st.text(max_size=12)), max_size=3)
+# Derandomized: the same examples on every run, so the suite stays deterministic; raise
+# FUZZ_EXAMPLES to search further by hand.
 SETTINGS = settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "100")),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
