@@ -61,8 +61,8 @@ def prepare(store: Store, selector: str) -> ResumePlan:
     state = store.run_dir(run_id) / STATE_FILE
     if not state.exists():
         raise UsageError(
-            f"run {run_id} cannot be resumed: it has no {STATE_FILE} (it stopped before its "
-            "first epoch completed, or was written by an older weightlab); start it anew with "
+            f"run {run_id} cannot be resumed: it has no {STATE_FILE} (it stopped before training "
+            "began, or was written by an older weightlab); start it anew with "
             "`weightlab run`"
         )
     config = store.config(run_id)

@@ -50,7 +50,7 @@ class WeightSnapshots(keras.callbacks.Callback):
         self.epochs_completed = 0
         self.snapshot_seconds = 0.0
         self.earlier_snapshot_seconds = 0.0  # of the sessions before a resume
-        self.start_epoch = 0
+        self.resumed = False
         self.batches_seen = 0  # optimizer steps so far, restored with the state on resume
         self.snapshot_count = 0
         self.snapshot_bytes = 0
@@ -121,7 +121,8 @@ class WeightSnapshots(keras.callbacks.Callback):
         Snapshot files past ``epoch`` (written after the resume state was) are removed: the
         resumed run writes them again, bit for bit.
         """
-        self.start_epoch = self.epochs_completed = epoch
+        self.resumed = True
+        self.epochs_completed = epoch
         self.rows = list(rows)
         self.initial = initial
         self.previous = self._arrays()
@@ -143,7 +144,7 @@ class WeightSnapshots(keras.callbacks.Callback):
             self.snapshot_bytes += path.stat().st_size
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        if self.start_epoch == 0:
+        if not self.resumed:
             self.record(0, {})
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

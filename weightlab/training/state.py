@@ -87,7 +87,7 @@ def load(path: Path) -> dict[str, np.ndarray]:
 
 
 class ResumeState(keras.callbacks.Callback):
-    """Save model + optimizer state after each completed, finite epoch.
+    """Save model + optimizer state at the start and after each completed, finite epoch.
 
     Args:
         writer: the run's writer (the state file goes into its directory).
@@ -107,14 +107,17 @@ class ResumeState(keras.callbacks.Callback):
         if not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         self.read = reader(self.model)
-        if not self.last:
-            self.last = _capture(self.read, 0, {})
+        if not self.last:  # a fresh run: even one stopped in its first epoch can resume
+            self.save(0)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.snap.diverged_at_epoch is not None:
-            return
+        if self.snap.diverged_at_epoch is None:
+            self.save(epoch + 1)
+
+    def save(self, epoch: int) -> None:
+        """Capture the state of ``epoch`` (kept for the divergence replay) and write it."""
         start = time.perf_counter()
-        self.last = _capture(self.read, epoch + 1, self.snap.initial)
+        self.last = _capture(self.read, epoch, self.snap.initial)
         buf = io.BytesIO()
         np.savez(buf, **self.last)  # type: ignore[arg-type]
         data = buf.getvalue()
