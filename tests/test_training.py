@@ -351,3 +351,12 @@ def test_interrupt_marks_the_run_and_keeps_its_snapshots(tmp_path):
     assert store.snapshot_epochs(r["id"]) == [0, 1, 2]
     assert [row["epoch"] for row in store.history(r["id"])] == [0, 1, 2]
     assert store.select()[0]["status"] == "interrupted", "the index agrees"
+    # The hook interrupts inside epoch 2's recording, before its resume state is saved.
+    from weightlab.resume import prepare
+    from weightlab.training.runner import resume_run
+
+    resumed = resume_run(prepare(store, r["id"]), store)
+    assert resumed["status"] == "completed" and resumed["resumed"][0]["from_epoch"] == 1
+    assert [row["epoch"] for row in store.history(r["id"])] == [0, 1, 2, 3, 4, 5]
+    assert store.snapshot_epochs(r["id"]) == [0, 1, 2, 3, 4, 5]
+    assert resumed["batches_seen"] == 5 * 2  # 51 training rows in batches of 32, 5 epochs
