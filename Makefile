@@ -40,3 +40,4 @@ bench: venv
 	$(BIN)/python benchmarks/bench_snapshots.py
 	$(BIN)/python benchmarks/bench_resume_state.py
 	$(BIN)/python benchmarks/bench_listing.py
+	$(BIN)/python benchmarks/bench_compare.py

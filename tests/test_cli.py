@@ -6,14 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from conftest import CONFIGS, REPO, write_run
 
-from weightlab import analysis, render
+from weightlab import render
 from weightlab.cli import cli
 
 COMMANDS = ["run", "validate", "ls", "show", "compare", "reindex", "check", "resume"]
@@ -119,101 +118,6 @@ def test_show_table_and_json(store):
     assert rows[-3:] == ["0", "3", "4"]
 
 
-def test_compare_default_is_latest_batch(store):
-    write_run(store, batch="old", experiment="x")
-    t = write_run(store, batch="new", cell={"model.use_bias": True}, losses=[1.0, 0.1, 0.01])
-    f = write_run(
-        store,
-        batch="new",
-        cell={"model.use_bias": False},
-        use_bias=False,
-        losses=[30.0, 26.0, 25.0],
-    )
-    result = invoke("compare")
-    assert result.exit_code == 0
-    assert t["id"][-4:] in result.output and f["id"][-4:] in result.output
-    assert "use_bias" in result.output
-    assert "use_bias=false ends with 2.5e+03× the loss of use_bias=true" in result.output
-    data = json.loads(invoke("compare", "--format", "json").output)
-    assert data["keys"] == ["model.use_bias"]
-    assert {r["settings"]["model.use_bias"] for r in data["runs"]} == {"true", "false"}
-
-
-def test_compare_reports_divergence(store):
-    write_run(store, batch="b", cell={"model.kernel_initializer": "zeros"})
-    write_run(
-        store,
-        batch="b",
-        cell={"model.kernel_initializer": "huge"},
-        status="diverged",
-        diverged_at=2,
-        losses=[10.0, float("nan"), float("nan")],
-    )
-    data = json.loads(invoke("compare", "--format", "json").output)
-    diverged = [r for r in data["runs"] if r["status"] == "diverged"][0]
-    assert diverged["diverged_at_epoch"] == 2 and diverged["loss"] == "NaN"
-    assert any("blew up" in f and "epoch 2" in f for f in data["findings"])
-    assert "diverged@2" in invoke("compare").output
-
-
-def test_compare_golden():
-    """The side-by-side table, rendered at 80 columns (reviewed by hand)."""
-    from rich.console import Console
-
-    records = [
-        {
-            "id": "261129-100000-aaaa",
-            "experiment": "e",
-            "status": "completed",
-            "epochs": 50,
-            "epochs_completed": 50,
-            "final": {"loss": 0.012345, "val_loss": 0.013, "mae": 0.0876},
-            "best": {"loss": 0.0121, "epoch": 48},
-            "diverged_at_epoch": None,
-            "weights": {
-                "kernel_norm": 3.0,
-                "kernel_norm_initial": 2.5,
-                "bias_norm": 2.85,
-                "bias_norm_initial": 0.0,
-                "dist_init": 2.0,
-            },
-            "config": {"model.use_bias": True, "train.epochs": 50},
-        },
-        {
-            "id": "261129-100001-bbbb",
-            "experiment": "e",
-            "status": "completed",
-            "epochs": 50,
-            "epochs_completed": 50,
-            "final": {"loss": 1.83, "val_loss": 1.72, "mae": 1.07},
-            "best": {"loss": 1.83, "epoch": 50},
-            "diverged_at_epoch": None,
-            "weights": {
-                "kernel_norm": 7.5,
-                "kernel_norm_initial": 2.5,
-                "bias_norm": None,
-                "bias_norm_initial": None,
-                "dist_init": 5.0,
-            },
-            "config": {"model.use_bias": False, "train.epochs": 50},
-        },
-    ]
-    console = Console(width=80, record=True, color_system=None)
-    console.print(render.comparison(analysis.side_by_side(records), title="e: 2 runs"))
-    expected = textwrap.dedent("""\
-        e: 2 runs
-        run   use_bias  status       loss  val_loss    best@ep     mae  |W|  W/W0   |b|
-        ───────────────────────────────────────────────────────────────────────────────
-        aaaa  true      completed  0.0123     0.013  0.0121@48  0.0876    3   1.2  2.85
-        bbbb  false     completed    1.83      1.72    1.83@50    1.07  7.5     3     -
-        run = last 4 characters of the run id; best@ep = lowest loss and its epoch; |W|,
-        |b| = L2 norm of all kernels, of all biases; W/W0 = |W| / |W| at epoch 0
-        • use_bias=false ends with 148× the loss of use_bias=true (1.83 vs 0.01235)
-        """)
-    got = "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
-    assert got == "\n".join(line.rstrip() for line in expected.splitlines()) + "\n"
-
-
 def test_reindex(store):
     write_run(store)
     write_run(store, seed=1)
@@ -249,6 +153,9 @@ def no_tensorflow(tmp_path) -> dict[str, str]:
         ["show", "latest"],
         ["compare"],
         ["compare", "--format", "json"],
+        ["compare", "--by", "model.use_bias", "--per-epoch", "--every", "2", "--format", "csv"],
+        ["compare", "--where", "use_bias=false", "--where", "status=completed", "--format", "md"],
+        ["compare", "--sort-by=-loss", "--threshold", "0.5", "--all-keys"],
         ["reindex"],
         ["check"],
         ["check", "--repair", "--format", "json"],
@@ -363,37 +270,3 @@ def test_ls_fits_the_terminal(store, width):
     assert "0.00857" in text and "completed" in text
     header = next(line for line in lines if line.startswith("id"))
     assert "seed" in header  # seeds differ, so the column stays
-
-
-@pytest.mark.parametrize("width", [60, 80, 120])
-def test_compare_never_silently_drops_columns(store, width):
-    """Too narrow: the least important numbers are left out, and the output says which."""
-    from rich.console import Console
-
-    for init in ("glorot_uniform", "he_normal"):
-        for bias in (True, False):
-            write_run(
-                store,
-                batch="b",
-                use_bias=bias,
-                cell={"model.kernel_initializer": init, "model.use_bias": bias},
-                losses=[1.0, 0.5, 0.7],
-            )
-    console = Console(width=width, record=True, color_system=None)
-    result = analysis.side_by_side(store.select([], default="latest-batch"))
-    console.print(render.comparison(result, width=width))
-    text = console.export_text()
-    assert all(len(line.rstrip()) <= width for line in text.splitlines())
-    header = text.splitlines()[0].split()
-    assert header[0] == "run" and header[3] == "status"
-    assert set(header[1:3]) == {"kernel_init", "use_bias"}, "settings are never dropped"
-    expected = ["loss", "best@ep", "mae", "|W|", "W/W0", "|b|"]  # the runs have no val_loss
-    missing = [c for c in expected if c not in header]
-    assert bool(missing) == (width < 80)
-    if missing:
-        # Dropped least important first: metrics, then best@ep, then the weight columns.
-        order = ["mae", "best@ep", "W/W0", "|W|", "|b|"][: len(missing)]
-        assert set(missing) == set(order)
-        assert f"not shown for lack of width: {', '.join(order)}" in " ".join(text.split())
-    else:
-        assert "not shown" not in text

@@ -267,8 +267,12 @@ def test_sigkill_at_any_moment_never_leaves_half_written_files(store):
     """Kill writers at random moments (mid-snapshot, mid-index update); everything left reads."""
     rng = np.random.default_rng(0)
     for round_ in range(6):
+        before = len(store.run_dirs())
         proc = spawn_writer(store.root, round_, n=50, epochs=20)
-        time.sleep(0.4 + rng.uniform(0, 0.8))
+        deadline = time.monotonic() + 60
+        while len(store.run_dirs()) <= before and time.monotonic() < deadline:
+            time.sleep(0.01)  # until it writes: the start-up time depends on the machine's load
+        time.sleep(rng.uniform(0, 0.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     runs = store.select()

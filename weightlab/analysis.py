@@ -6,9 +6,18 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+import warnings
+import zipfile
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from weightlab.config import short_value
+from weightlab.config import did_you_mean, short_value
+from weightlab.errors import DamagedSnapshot, UsageError
+
+if TYPE_CHECKING:  # numpy is imported lazily: `ls` and the table of runs do not need it
+    import numpy as np
+
+    from weightlab.store import Store
 
 _IGNORED = {"description"}
 
@@ -51,6 +60,7 @@ def run_row(record: dict[str, Any], keys: list[str]) -> dict[str, Any]:
     return {
         "id": record["id"],
         "experiment": record["experiment"],
+        "seed": record.get("seed"),
         "settings": settings(record, keys),
         "status": record["status"],
         "epochs": record.get("epochs_completed", 0),
@@ -93,8 +103,11 @@ def _label(row: dict[str, Any]) -> str:
     return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in row["settings"].items()) or row["id"]
 
 
-def findings(rows: list[dict[str, Any]]) -> list[str]:
-    """Plain-words observations: which runs diverged or failed, and how far apart the losses are."""
+def findings(rows: list[dict[str, Any]], ratio: bool = True) -> list[str]:
+    """Plain-words observations: which runs diverged or failed, and how far apart the losses are.
+
+    ``ratio=False`` leaves out the best-against-worst loss ratio (pairs' verdicts say it better).
+    """
     out = []
     for row in rows:
         if row["status"] == "diverged":
@@ -110,7 +123,7 @@ def findings(rows: list[dict[str, Any]]) -> list[str]:
                 f"`weightlab resume {row['id']}` continues it"
             )
     finite = [r for r in rows if r["status"] == "completed" and _finite(r["loss"])]
-    if len(finite) >= 2:
+    if ratio and len(finite) >= 2:
         best = min(finite, key=lambda r: r["loss"])
         worst = max(finite, key=lambda r: r["loss"])
         if best["loss"] > 0 and worst["loss"] / best["loss"] >= 10:
@@ -151,3 +164,457 @@ def show(record: dict[str, Any], history: list[dict[str, Any]], every: int = 1) 
             }
         )
     return {"run": record, "variables": variables, "metrics": metric_keys, "epochs": rows}
+
+
+# ---- compare: the one entry point behind `weightlab compare` (and the Python API) --------------
+
+DEFAULT_THRESHOLD = 0.1
+RECORD_FIELDS = ("status", "experiment", "batch", "id")
+
+
+def compare(
+    store: Store,
+    records: list[dict[str, Any]],
+    *,
+    by: str | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    per_epoch: bool = False,
+    every: int = 1,
+    all_keys: bool = False,
+    sort_by: str | None = None,
+) -> dict[str, Any]:
+    """Compare runs side by side, in pairs that differ only by ``by``, and across seeds.
+
+    Args:
+        store: the store of the runs; snapshots are read one epoch at a time per run.
+        records: run records as returned by ``Store.select`` (with flat ``config``).
+        by: the config key that tells the two runs of a pair apart; ``None`` picks the one key
+            the runs differ in (seed aside) when there is exactly one.
+        threshold: relative loss gap ``|a - b| / min(|a|, |b|)`` that marks a pair's divergence.
+        per_epoch: also return each pair's trajectory (losses, gap, weight distance per epoch).
+        every: with ``per_epoch``, keep every k-th epoch (and the last).
+        all_keys: list every config key in ``keys``, not only those that differ.
+        sort_by: order the runs by a field, metric or config key (``-`` prefix: descending).
+
+    Returns:
+        ``{"keys", "by", "threshold", "runs", "pairs", "groups", "findings"}``: plain JSON-able
+        data, described in the README.
+
+    Raises:
+        UsageError: no runs, an unknown ``by`` or ``sort_by``, a negative threshold.
+    """
+    if not records:
+        raise UsageError("no runs to compare: the selection (and --where) left none")
+    if threshold < 0 or every < 1:
+        raise UsageError(f"expected threshold >= 0 and every >= 1; got {threshold}, {every}")
+    records = sorted(records, key=lambda r: (r["started_at"], r["id"]))
+    result = side_by_side(records, all_keys=all_keys)
+    keys = [k for k in differing_keys([r["config"] for r in records]) if k != "seed"]
+    by = None if by is None else resolve_key(records, by, "--by")
+    if by == "seed":
+        raise UsageError("--by seed: runs that differ only by seed form the seed groups already")
+    if by is None and len(keys) == 1:
+        by = keys[0]
+    groups = seed_groups(records, keys)
+    pairs = make_pairs(records, groups, by) if by in keys else []
+    trajectories = _Trajectories(store, threshold, per_epoch, every)
+    for pair in pairs:
+        for seed_pair in pair["seeds"]:
+            seed_pair.update(trajectories.pair(seed_pair["a"], seed_pair["b"]))
+        pair.update(pair_summary(pair, groups[pair["a"]["group"]], groups[pair["b"]["group"]]))
+    result["runs"] = sort_rows(result["runs"], sort_by)
+    result.update(by=by, threshold=threshold, pairs=pairs, groups=groups)
+    result["findings"] = findings(result["runs"], ratio=not pairs)
+    result["findings"] += _pair_findings(records, by, keys, pairs) + trajectories.notes
+    return result
+
+
+def _pair_findings(
+    records: list[dict[str, Any]], by: str | None, keys: list[str], pairs: list[dict[str, Any]]
+) -> list[str]:
+    if len(records) < 2:
+        return ["one run: nothing to pair it with (select more runs, e.g. a batch id)"]
+    if by is None and not keys:
+        return []  # seeds of one setting: the seed groups say it all
+    if by is None:
+        return [
+            f"no pairs: the runs differ in {', '.join(keys)}; choose the key that tells a pair "
+            "apart with --by KEY"
+        ]
+    if not pairs:
+        return [f"no pairs: no two runs are identical except for {by} (with the same seed)"]
+    return [p["verdict"] for p in pairs]
+
+
+def resolve_key(records: list[dict[str, Any]], key: str, option: str) -> str:
+    """A config key named in full or without its section (``use_bias`` for ``model.use_bias``)."""
+    known = list(dict.fromkeys(k for r in records for k in r["config"]))
+    if key in known:
+        return key
+    matches = [k for k in known if k.split(".", 1)[-1] == key]
+    if len(matches) == 1:
+        return matches[0]
+    raise UsageError(f"{option} {key!r}: no such config key{did_you_mean(key, known)}")
+
+
+def where(records: list[dict[str, Any]], conditions: Sequence[str]) -> list[dict[str, Any]]:
+    """The runs whose config key (or status, experiment, batch, id) equals each KEY=VALUE.
+
+    Raises:
+        UsageError: a condition is not KEY=VALUE, names no config key, or leaves no run.
+    """
+    for cond in conditions:
+        key, sep, value = cond.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(
+                f"--where {cond!r}: expected KEY=VALUE, e.g. model.use_bias=false or "
+                "status=completed"
+            )
+        key, value = key.strip(), value.strip()
+        if key in RECORD_FIELDS:
+            values = {r["id"]: str(r.get(key)) for r in records}
+        else:
+            full = resolve_key(records, key, "--where")
+            values = {r["id"]: r["config"].get(full) for r in records}
+        kept = [r for r in records if _same(values[r["id"]], value)]
+        if records and not kept:
+            seen = ", ".join(sorted({short_value(v) for v in values.values()}))
+            raise UsageError(
+                f"--where {cond!r}: no selected run has that value (they have: {seen})"
+            )
+        records = kept
+    return records
+
+
+def _same(stored: Any, text: str) -> bool:
+    """A config value against a command-line value: ``false``, ``0.01`` and ``1e-2`` all work."""
+    if short_value(stored) == text or str(stored) == text:
+        return True
+    try:
+        return isinstance(stored, int | float) and float(text) == float(stored)
+    except ValueError:
+        return False
+
+
+def sort_rows(rows: list[dict[str, Any]], sort_by: str | None) -> list[dict[str, Any]]:
+    """Rows ordered by a field, metric or setting; missing and NaN values go last."""
+    if not sort_by:
+        return rows
+    name = sort_by.lstrip("-")
+    fields = [k for k in rows[0] if not isinstance(rows[0][k], dict)] if rows else []
+    metrics = list(dict.fromkeys(m for r in rows for m in r["metrics"]))
+    settings = list(rows[0]["settings"]) if rows else []
+    short = {k.split(".", 1)[-1]: k for k in settings}
+    if name in fields:
+        get: Any = lambda r: r[name]  # noqa: E731
+    elif name in metrics:
+        get = lambda r: r["metrics"].get(name)  # noqa: E731
+    elif name in settings or name in short:
+        full = name if name in settings else short[name]
+        get = lambda r: r["settings"][full]  # noqa: E731
+    else:
+        known = fields + metrics + list(short)
+        raise UsageError(
+            f"--sort-by {sort_by!r}: unknown column{did_you_mean(name, known)} "
+            f"(one of: {', '.join(known)})"
+        )
+    keyed = [(_sort_key(get(r)), r) for r in rows]
+    present = [(k, r) for k, r in keyed if k is not None]
+    present.sort(key=lambda kr: kr[0], reverse=sort_by.startswith("-"))
+    return [r for _, r in present] + [r for k, r in keyed if k is None]
+
+
+def _sort_key(v: Any) -> tuple[int, float, str] | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    try:
+        return (0, float(v), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(v))
+
+
+def _identity(record: dict[str, Any], keys: list[str]) -> tuple[str, ...]:
+    return tuple(short_value(record["config"].get(k)) for k in keys)
+
+
+def seed_groups(records: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
+    """Runs that differ only by seed, with mean ± std and 95% CI of the final and best loss."""
+    members: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in records:
+        members.setdefault(_identity(r, keys), []).append(r)
+    groups = []
+    for i, (ident, runs) in enumerate(members.items()):
+        settings = dict(zip(keys, ident, strict=True))
+        groups.append(
+            {
+                "index": i,
+                "label": _settings_label(settings) or "all runs",
+                "settings": settings,
+                "runs": [r["id"] for r in runs],
+                "seeds": [r.get("seed") for r in runs],
+                "n": len(runs),
+                "diverged": sum(r["status"] == "diverged" for r in runs),
+                "final_loss": describe([_final_loss(r) for r in runs]),
+                "best_loss": describe([(r.get("best") or {}).get("loss") for r in runs]),
+            }
+        )
+    return groups
+
+
+def _settings_label(settings: dict[str, str]) -> str:
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in settings.items())
+
+
+def _final_loss(record: dict[str, Any]) -> float | None:
+    loss = (record.get("final") or {}).get("loss")
+    return float(loss) if isinstance(loss, int | float) else None
+
+
+def describe(values: list[float | None]) -> dict[str, Any]:
+    """Mean, sample std and t-based 95% confidence interval of the finite values (scipy.stats)."""
+    finite = [float(v) for v in values if v is not None and _finite(v)]
+    out: dict[str, Any] = {"n": len(finite), "mean": None, "std": None, "ci95": None}
+    if finite:
+        out["mean"] = math.fsum(finite) / len(finite)
+    if len(finite) >= 2:
+        import numpy as np
+        from scipy import stats  # 1.5-2 s to import (SciPy 1.17): only for a spread to describe
+
+        # numpy for mean and std: scipy.stats.describe's input checks cost 15 ms a call.
+        out["std"] = float(np.std(finite, ddof=1))
+        sem = out["std"] / math.sqrt(len(finite))
+        mean = out["mean"]
+        ci = stats.t.interval(0.95, len(finite) - 1, loc=mean, scale=sem) if sem else (mean,) * 2
+        out["ci95"] = [float(ci[0]), float(ci[1])]
+    out["values"] = finite
+    return out
+
+
+def make_pairs(
+    records: list[dict[str, Any]], groups: list[dict[str, Any]], by: str
+) -> list[dict[str, Any]]:
+    """Groups identical except for ``by``: each value against the first one, seed by seed."""
+    seed_of = {r["id"]: r.get("seed") for r in records}
+    loss_of = {r["id"]: _final_loss(r) for r in records}
+    reference = groups[0]["settings"][by]
+    short = by.rsplit(".", 1)[-1]
+
+    def rest(g: dict[str, Any]) -> dict[str, str]:
+        return {k: v for k, v in g["settings"].items() if k != by}
+
+    pairs = []
+    for gb in groups:
+        ga = next(
+            (g for g in groups if g["settings"][by] == reference and rest(g) == rest(gb)), None
+        )
+        if ga is None or gb["settings"][by] == reference:
+            continue
+        a_by_seed = {seed_of[i]: i for i in ga["runs"]}
+        seeds = [
+            {"seed": seed_of[b], "a": a_by_seed[seed_of[b]], "b": b}
+            for b in gb["runs"]
+            if seed_of[b] in a_by_seed
+        ]
+        for s in seeds:
+            s.update(loss_a=loss_of[s["a"]], loss_b=loss_of[s["b"]])
+        side = {"a": ga, "b": gb}
+        pairs.append(
+            {
+                "key": by,
+                **{
+                    k: {
+                        "value": g["settings"][by],
+                        "label": f"{short}={g['settings'][by]}",
+                        "group": g["index"],
+                    }
+                    for k, g in side.items()
+                },
+                "settings": rest(gb),
+                "seeds": seeds,
+            }
+        )
+    return pairs
+
+
+def _worse(x: float | None, y: float | None) -> bool:
+    """``x`` is the higher loss; a blown-up (NaN) loss counts as the highest."""
+    if x is None or y is None:
+        return False
+    return _as_loss(x) > _as_loss(y)
+
+
+def _as_loss(v: float) -> float:
+    return math.inf if math.isnan(v) else v
+
+
+def pair_summary(pair: dict[str, Any], ga: dict[str, Any], gb: dict[str, Any]) -> dict[str, Any]:
+    """Seeds aggregated: divergence epoch, mean distance, Welch t-test, Cohen's d, the verdict."""
+    seeds = pair["seeds"]
+    epochs = sorted(s["divergence_epoch"] for s in seeds if s["divergence_epoch"] is not None)
+    distances = [s["distance"] for s in seeds if _finite(s["distance"])]
+    cosines = [s["cosine"] for s in seeds if _finite(s["cosine"])]
+    out: dict[str, Any] = {
+        "divergence_epoch": epochs[(len(epochs) - 1) // 2] if epochs else None,
+        "distance": sum(distances) / len(distances) if distances else None,
+        "cosine": sum(cosines) / len(cosines) if cosines else None,
+        "higher": sum(_worse(s["loss_b"], s["loss_a"]) for s in seeds),
+        "lower": sum(_worse(s["loss_a"], s["loss_b"]) for s in seeds),
+        "of": len(seeds),
+        **contrast(ga["final_loss"]["values"], gb["final_loss"]["values"]),
+    }
+    out["verdict"] = verdict(pair, ga, gb, out)
+    return out
+
+
+def contrast(a: list[float], b: list[float]) -> dict[str, float | None]:
+    """Welch's t-test (scipy.stats.ttest_ind) and Cohen's d of ``b`` against ``a``."""
+    out: dict[str, float | None] = {"t": None, "p_value": None, "cohens_d": None}
+    if len(a) < 2 or len(b) < 2:
+        return out
+    from scipy import stats
+
+    with warnings.catch_warnings():  # identical values in both groups: scipy warns, p is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        test = stats.ttest_ind(b, a, equal_var=False)
+    import numpy as np
+
+    na, nb, va, vb = len(a), len(b), np.var(a, ddof=1), np.var(b, ddof=1)
+    pooled = math.sqrt(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2))
+    out["t"] = float(test.statistic) if _finite(float(test.statistic)) else None
+    out["p_value"] = float(test.pvalue) if _finite(float(test.pvalue)) else None
+    out["cohens_d"] = float(np.mean(b) - np.mean(a)) / pooled if pooled > 0 else None
+    return out
+
+
+def verdict(pair: dict[str, Any], ga: dict[str, Any], gb: dict[str, Any], s: dict[str, Any]) -> str:
+    """One line in plain words: which side ends with the higher loss, how often, how sure."""
+    a, b = pair["a"]["label"], pair["b"]["label"]
+    if pair["settings"]:
+        b = f"{b} ({_settings_label(pair['settings'])})"
+    ma, mb = ga["final_loss"]["mean"], gb["final_loss"]["mean"]
+    blew = [
+        f"{label} blew up in {g['diverged']}/{g['n']} run{'s' * (g['n'] != 1)}"
+        for label, g in ((pair["b"]["label"], gb), (a, ga))
+        if g["diverged"]
+    ]
+    if ma is None or mb is None:
+        return "; ".join(blew) or f"{b} vs {a}: no finite final loss to compare"
+    word = "higher" if mb > ma else "lower" if mb < ma else "the same"
+    count = s["higher"] if mb > ma else s["lower"]
+    seeds = f" in {count}/{s['of']} seed{'s' * (s['of'] != 1)}" if s["of"] and mb != ma else ""
+    mean = "mean " if max(ga["final_loss"]["n"], gb["final_loss"]["n"]) > 1 else ""
+    text = f"{b} ends with {word} loss{seeds} ({mean}{mb:.3g} vs {ma:.3g}, {_p_text(ga, gb, s)})"
+    return "; ".join([text, *blew])
+
+
+def _p_text(ga: dict[str, Any], gb: dict[str, Any], s: dict[str, Any]) -> str:
+    p = s["p_value"]
+    if p is None:
+        few = min(ga["final_loss"]["n"], gb["final_loss"]["n"]) < 2
+        return "too few seeds for a t-test" if few else "no spread within the groups: no t-test"
+    shown = "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+    return shown if p < 0.05 else f"{shown}: not significant"
+
+
+class _Trajectories:
+    """Loss gaps from the histories and weight distances from the snapshots, pair by pair."""
+
+    def __init__(self, store: Store, threshold: float, per_epoch: bool, every: int):
+        self.store, self.threshold, self.per_epoch, self.every = store, threshold, per_epoch, every
+        self.notes: list[str] = []
+
+    def losses(self, run_id: str) -> dict[int, float | None]:
+        return {row["epoch"]: row.get("loss") for row in self.store.history(run_id)}
+
+    def pair(self, a: str, b: str) -> dict[str, Any]:
+        la, lb = self.losses(a), self.losses(b)
+        common = [e for e in sorted(set(la) & set(lb)) if e > 0]
+        gaps = {e: loss_gap(la[e], lb[e]) for e in common}
+        snaps = sorted(set(self.store.snapshot_epochs(a)) & set(self.store.snapshot_epochs(b)))
+        wanted = every_kth(snaps, self.every) if self.per_epoch else snaps[-1:]
+        dist = {e: self.distance(a, b, e) for e in wanted}
+        last = dist[wanted[-1]] if wanted else weight_distance({}, {})
+        out: dict[str, Any] = {
+            "divergence_epoch": next((e for e in common if not gaps[e][1] <= self.threshold), None),
+            "blew_up_a": _blew_up(la),
+            "blew_up_b": _blew_up(lb),
+            "distance_epoch": wanted[-1] if wanted else None,
+            **last,
+        }
+        if self.per_epoch:
+            shown = every_kth(sorted(set(common) | set(wanted)), self.every)
+            out["epochs"] = [
+                {
+                    "epoch": e,
+                    "loss_a": la.get(e),
+                    "loss_b": lb.get(e),
+                    "gap": gaps[e][0] if e in gaps else None,
+                    "rel_gap": gaps[e][1] if e in gaps else None,
+                    "distance": dist[e]["distance"] if e in dist else None,
+                    "cosine": dist[e]["cosine"] if e in dist else None,
+                }
+                for e in shown
+            ]
+        if wanted and not last["variables"] and not any(a in n and b in n for n in self.notes):
+            self.notes.append(
+                f"{a} and {b} have no variables of the same name and shape: no weight distance"
+            )
+        return out
+
+    def distance(self, a: str, b: str, epoch: int) -> dict[str, Any]:
+        # One epoch of each run in memory at a time, never a whole trajectory.
+        try:
+            return weight_distance(self.store.snapshot(a, epoch), self.store.snapshot(b, epoch))
+        except (OSError, ValueError, zipfile.BadZipFile, DamagedSnapshot) as e:  # say so, go on
+            why = getattr(e, "reason", str(e)).split(". ")[0]
+            self.notes.append(f"{a} / {b}: epoch {epoch} snapshot unreadable ({why}): no distance")
+            return weight_distance({}, {})
+
+
+def every_kth(epochs: list[int], every: int) -> list[int]:
+    """Every k-th epoch (multiples of k), and always the last."""
+    return [e for e in epochs if e % every == 0 or e == epochs[-1]]
+
+
+def loss_gap(a: float | None, b: float | None) -> tuple[float | None, float]:
+    """``(b - a, |b - a| / min(|a|, |b|))``; NaN and infinity give an infinite relative gap."""
+    if a is None or b is None:
+        return None, math.nan
+    if not (_finite(a) and _finite(b)):
+        return b - a, math.inf
+    diff, low = abs(b - a), min(abs(a), abs(b))
+    return b - a, (diff / low if low else (math.inf if diff else 0.0))
+
+
+def _blew_up(losses: dict[int, float | None]) -> int | None:
+    return next((e for e, v in sorted(losses.items()) if v is not None and not _finite(v)), None)
+
+
+def weight_distance(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Relative L2 distance ``|a - b| / max(|a|, |b|)`` and cosine similarity of two snapshots.
+
+    Only the variables with the same name and shape in both count (a bias-free run has no biases).
+    """
+    common = [k for k in a if k in b and a[k].shape == b[k].shape]
+    out: dict[str, Any] = {
+        "distance": None,
+        "cosine": None,
+        "variables": common,
+        "only_a": [k for k in a if k not in common],
+        "only_b": [k for k in b if k not in common],
+    }
+    if not common:
+        return out
+    import numpy as np
+
+    va = np.concatenate([a[k].ravel() for k in common]).astype(np.float64)
+    vb = np.concatenate([b[k].ravel() for k in common]).astype(np.float64)
+    if not (np.isfinite(va).all() and np.isfinite(vb).all()):
+        out["distance"] = out["cosine"] = math.nan
+        return out
+    na, nb = float(np.linalg.norm(va)), float(np.linalg.norm(vb))
+    diff = float(np.linalg.norm(va - vb))
+    out["distance"] = diff / max(na, nb) if diff else 0.0
+    if na and nb:  # rounding can put a cosine just past ±1, or identical weights at 0.9999…
+        out["cosine"] = 1.0 if not diff else max(-1.0, min(1.0, float(va @ vb) / (na * nb)))
+    return out

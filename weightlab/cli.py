@@ -15,7 +15,8 @@ from weightlab.config import load_experiment
 from weightlab.errors import WeightlabError
 from weightlab.store import ENV_VAR, Store
 
-FORMATS = click.Choice(["table", "json"])
+FORMATS = ["table", "json"]
+COMPARE_FORMATS = [*FORMATS, "csv", "md"]
 
 
 def _out() -> Console:
@@ -56,9 +57,14 @@ def store_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-def format_option(f: Callable[..., Any]) -> Callable[..., Any]:
+def format_option(f: Callable[..., Any], choices: list[str] = FORMATS) -> Callable[..., Any]:
     return click.option(
-        "--format", "fmt", type=FORMATS, default="table", show_default=True, help="Output format."
+        "--format",
+        "fmt",
+        type=click.Choice(choices),
+        default="table",
+        show_default=True,
+        help="Output format.",
     )(f)
 
 
@@ -164,21 +170,66 @@ def show(run_selector: str, every: int, store_path: str | None, fmt: str) -> Non
 
 @cli.command(name="compare")
 @click.argument("selectors", nargs=-1)
+@click.option("--by", metavar="KEY", help="Pair runs identical except KEY (and the same seed).")
+@click.option(
+    "--where",
+    "conditions",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Keep runs whose config key (or status) has VALUE; repeat to combine.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(min=0),
+    default=analysis.DEFAULT_THRESHOLD,
+    show_default=True,
+    help="Relative loss gap that marks the epoch a pair comes apart.",
+)
+@click.option("--per-epoch", is_flag=True, help="Also show each pair epoch by epoch.")
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --per-epoch, every k-th epoch (the last is always shown).",
+)
+@click.option("--sort-by", metavar="COLUMN", help="Sort the runs (-COLUMN: descending).")
 @click.option("--all-keys", is_flag=True, help="Show every config key, not only those that differ.")
 @store_option
-@format_option
-def compare_(selectors: tuple[str, ...], all_keys: bool, store_path: str | None, fmt: str) -> None:
-    """Put runs side by side (default: the runs of the latest `weightlab run`)."""
+@lambda f: format_option(f, COMPARE_FORMATS)
+def compare_(
+    selectors: tuple[str, ...],
+    by: str | None,
+    conditions: tuple[str, ...],
+    threshold: float,
+    per_epoch: bool,
+    every: int,
+    sort_by: str | None,
+    all_keys: bool,
+    store_path: str | None,
+    fmt: str,
+) -> None:
+    """Compare runs (default: the latest `weightlab run`): side by side, in pairs, across seeds."""
     store = Store.open(store_path)
     records = store.verified(store.select(selectors, default="latest-batch"))
     if not records:
         raise WeightlabError(f"no runs in {store.root} yet; start one with `weightlab run CONFIG`")
-    result = analysis.side_by_side(records, all_keys=all_keys)
-    if fmt == "json":
-        click.echo(render.as_json(result))
-    else:
+    result = analysis.compare(
+        store,
+        analysis.where(records, conditions),
+        by=by,
+        threshold=threshold,
+        per_epoch=per_epoch,
+        every=every,
+        all_keys=all_keys,
+        sort_by=sort_by,
+    )
+    if fmt == "table":
         console = _out()
-        console.print(render.comparison(result, width=console.width))
+        console.print(render.compare_table(result, width=console.width))
+    else:
+        writers = {"json": render.as_json, "csv": render.compare_csv, "md": render.compare_markdown}
+        click.echo(writers[fmt](result), nl=fmt == "json")
 
 
 @cli.command()

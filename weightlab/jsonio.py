@@ -37,6 +37,12 @@ def decode(obj: Any) -> Any:
     return obj
 
 
+def loads(text: str) -> Any:
+    """``json.loads`` and :func:`decode`; the decoding walk is skipped when nothing needs it."""
+    obj = json.loads(text)
+    return decode(obj) if any(f'"{k}"' in text for k in _NONFINITE) else obj
+
+
 def dumps(obj: Any, **kwargs: Any) -> str:
     return json.dumps(encode(obj), allow_nan=False, **kwargs)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from rich import box
-from rich.console import Group, RenderableType
+from rich.cells import cell_len, set_cell_size
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.segment import Segment
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
@@ -66,18 +69,6 @@ def when(iso: str | None) -> str:
     return dt.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _table(**kwargs: Any) -> Table:
-    return Table(
-        header_style="bold",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-        collapse_padding=True,
-        **kwargs,
-    )
-
-
 @dataclass
 class Col:
     """One column of a fitted table: header, cells, and how it may give way when space is short.
@@ -104,7 +95,7 @@ def fitted_table(
     columns: list[Col],
     width: int,
     title: str | None = None,
-) -> tuple[Table, list[str]]:
+) -> tuple[DrawnTable, list[str]]:
     """A table of ``columns`` no wider than ``width``; returns it and the headers left out.
 
     Rich, given a table that cannot fit, silently squeezes or drops columns; here the choice is
@@ -132,18 +123,66 @@ def fitted_table(
         victim = min((c for c in cols if c.keep < 9), key=lambda c: c.keep)
         dropped.append(victim.header.replace("\n", " "))
         cols.remove(victim)
-    table = _table(title=title)
-    for i, c in enumerate(cols):
-        table.add_column(
-            c.header,
-            width=widths[i],
-            no_wrap=True,
-            overflow="ellipsis",
-            justify="right" if c.right else "left",
-        )
-    for r in range(len(cols[0].cells) if cols else 0):
-        table.add_row(*[c.cells[r] for c in cols])
-    return table, dropped
+    return DrawnTable(cols, [widths[i] for i in range(len(cols))], title), dropped
+
+
+class DrawnTable:
+    """A fitted table drawn straight as segments, in rich's SIMPLE_HEAD look.
+
+    Rich's own Table measures and wraps every cell (about 1 ms a row): `ls` over 1,000 runs would
+    spend more than a second on that alone. The widths here are already fitted, so each cell is
+    only cut (with an ellipsis) or padded.
+    """
+
+    def __init__(self, cols: list[Col], widths: list[int], title: str | None = None):
+        self.cols, self.widths, self.title = cols, widths, title
+
+    @property
+    def width(self) -> int:
+        return sum(self.widths) + 2 * (len(self.widths) - 1)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = min(self.width, options.max_width)
+        if self.title:
+            yield from console.render(
+                Text(self.title, style="table.title"), options.update(width=width)
+            )
+        heads = [c.header.split("\n") for c in self.cols]
+        height = max((len(h) for h in heads), default=0)
+        for line in range(height):  # a short header sits on the last header line
+            yield from self._line([[""] * (height - len(h)) + h for h in heads], line, "bold")
+        yield Segment("─" * width)
+        yield Segment.line()
+        for row in range(len(self.cols[0].cells) if self.cols else 0):
+            yield from self._line([c.cells for c in self.cols], row)
+
+    def _line(self, cells: list[list[Any]], row: int, style: str = "") -> Iterator[Segment]:
+        plain: list[str] = []  # unstyled cells are joined into one segment: far fewer to render
+        for i, (col, width) in enumerate(zip(self.cols, self.widths, strict=True)):
+            cell = cells[i][row]
+            text = cell.plain if isinstance(cell, Text) else str(cell)
+            size = len(text) if text.isascii() else cell_len(text)
+            if size > width:
+                text = set_cell_size(text, width - 1) + "…"
+                size = width
+            text = " " * (width - size) + text if col.right else text + " " * (width - size)
+            if i:
+                plain.append("  ")
+            cell_style = _style(cell, style)
+            if cell_style is None:
+                plain.append(text)
+                continue
+            if plain:
+                yield Segment("".join(plain))
+                plain = []
+            yield Segment(text, cell_style)
+        yield Segment("".join(plain) + "\n")
+
+
+def _style(cell: Any, default: str) -> Style | None:
+    if isinstance(cell, Text) and cell.style:
+        return Style.parse(cell.style) if isinstance(cell.style, str) else cell.style
+    return Style.parse(default) if default else None
 
 
 def hidden_note(dropped: list[str]) -> Text | None:
@@ -430,3 +469,266 @@ def validated(path: str, describe: str, keras_checked: bool) -> Text:
     if not keras_checked:
         text.append(" (Keras names not resolved; add --keras)", style="dim")
     return text
+
+
+# ---- compare: seed groups, pairs, per-epoch trajectories; table, csv, markdown -----------------
+
+
+@dataclass
+class Field:
+    """One column of a compare section, raw values; ``kind`` says how tables show them.
+
+    ``num`` right-aligned numbers, ``id`` run ids (last 4 characters in tables), ``text`` and
+    ``flex`` (free text that may be cut) left-aligned. ``keep`` as in :class:`Col`.
+    """
+
+    header: str
+    values: list[Any]
+    kind: str = "num"
+    keep: int = 9
+    show: str = "all"  # "table": only in the terminal; "data": only in csv and markdown
+
+
+@dataclass
+class Section:
+    """A compare table: ``name`` (the csv ``table`` column), a title, fields and a legend."""
+
+    name: str
+    title: str
+    fields: list[Field]
+    legend: str = ""
+
+
+def compare_sections(result: dict[str, Any]) -> list[Section]:
+    """The sections of a compare result after the runs: seed groups, pairs, per-epoch rows."""
+    sections = [groups_section(result), pairs_section(result), epochs_section(result)]
+    return [s for s in sections if s is not None]
+
+
+def runs_section(result: dict[str, Any]) -> Section:
+    """Every run, raw values (for csv and markdown; the terminal uses :func:`comparison`)."""
+    rows = result["runs"]
+    metrics = list(dict.fromkeys(m for r in rows for m in r["metrics"]))
+    fields = [Field("run", [r["id"] for r in rows], "id")]
+    fields += [
+        Field(short_setting(k), [r["settings"][k] for r in rows], "flex") for k in result["keys"]
+    ]
+    fields.append(Field("status", [r["status"] for r in rows], "text"))
+    for header, key in (
+        ("epochs", "epochs"),
+        ("loss", "loss"),
+        ("val_loss", "val_loss"),
+        ("best_loss", "best_loss"),
+        ("best_epoch", "best_epoch"),
+        ("diverged_at", "diverged_at_epoch"),
+        ("|W|", "kernel_norm"),
+        ("W/W0", "kernel_growth"),
+        ("|b|", "bias_norm"),
+        ("dist_init", "dist_init"),
+    ):
+        fields.append(Field(header, [r[key] for r in rows]))
+    fields += [Field(m, [r["metrics"].get(m) for r in rows]) for m in metrics]
+    return Section("runs", f"{len(rows)} run{'s' * (len(rows) != 1)}", fields)
+
+
+def groups_section(result: dict[str, Any]) -> Section | None:
+    groups = result["groups"]
+    if not any(g["n"] > 1 for g in groups):
+        return None
+    final = [g["final_loss"] for g in groups]
+    ci = [f["ci95"] or [None, None] for f in final]
+    fields = [
+        Field("group", [g["label"] for g in groups], "flex"),
+        Field("n", [g["n"] for g in groups]),
+        Field("mean", [f["mean"] for f in final]),
+        Field("std", [f["std"] for f in final], keep=6),
+        Field("ci95_low", [c[0] for c in ci], keep=5),
+        Field("ci95_high", [c[1] for c in ci], keep=5),
+        Field("best_mean", [g["best_loss"]["mean"] for g in groups], keep=3),
+        Field("blew_up", [g["diverged"] for g in groups], keep=4),
+    ]
+    return Section(
+        "groups",
+        "Seed groups: final loss over the runs that differ only by seed",
+        fields,
+        "mean, std (sample), 95% CI (Student t) of the finite final losses; best_mean = mean of "
+        "the lowest losses; blew_up = runs that diverged",
+    )
+
+
+def pairs_section(result: dict[str, Any]) -> Section | None:
+    """One row per seed pair, and a ``mean`` row per pair over its seeds with p and d."""
+    if not result["pairs"]:
+        return None
+    rows: list[dict[str, Any]] = []
+    for p in result["pairs"]:
+        label = ", ".join([p["b"]["value"], *[f"{k}={v}" for k, v in p["settings"].items()]])
+        for s in p["seeds"]:
+            blew = [f"{x}@{s[f'blew_up_{x}']}" for x in "ab" if s[f"blew_up_{x}"] is not None]
+            rows.append({**s, "pair": label, "blew_up": " ".join(blew) or None})
+        if p["of"] != 1:  # over several seeds, or the groups alone when no seed matches
+            ga, gb = (result["groups"][p[x]["group"]]["final_loss"] for x in "ab")
+            rows.append(
+                {
+                    **p,
+                    "pair": label,
+                    "seed": "mean",
+                    "a": None,
+                    "b": None,
+                    "loss_a": ga["mean"],
+                    "loss_b": gb["mean"],
+                    "distance_epoch": None,
+                    "blew_up": None,
+                }
+            )
+    first = result["pairs"][0]
+    fields = [
+        Field(short_setting(first["key"]), [r["pair"] for r in rows], "flex"),
+        Field("seed", [r["seed"] for r in rows]),
+        Field("run_a", [r["a"] for r in rows], "id", show="data"),
+        Field("run_b", [r["b"] for r in rows], "id", show="data"),
+        Field("runs b/a", [_ids(r["b"], r["a"]) for r in rows], "text", keep=1, show="table"),
+        Field("loss_a", [r["loss_a"] for r in rows]),
+        Field("loss_b", [r["loss_b"] for r in rows]),
+        Field("apart@", [r["divergence_epoch"] for r in rows], keep=6),
+        Field("dist", [r["distance"] for r in rows], keep=7),
+        Field("cos", [r["cosine"] for r in rows], keep=5),
+        Field("p", [r.get("p_value") for r in rows], keep=4),
+        Field("d", [r.get("cohens_d") for r in rows], keep=3),
+    ]
+    if any(r["blew_up"] for r in rows):
+        fields.append(Field("blew_up", [r["blew_up"] for r in rows], "text", keep=8))
+    return Section(
+        "pairs",
+        f"Pairs: each against {first['a']['label']} (run a), same seed",
+        fields,
+        f"apart@ = first epoch the losses differ by more than {result['threshold']:.0%} of the "
+        "lower; dist = |Wa - Wb| / max(|Wa|, |Wb|) and cos = cosine similarity over the "
+        "variables both runs have, at the last common snapshot"
+        + (
+            "; mean = over the seeds (apart@: median), with p = Welch t-test and d = Cohen's d "
+            "of the final losses"
+            if any(r["seed"] == "mean" for r in rows)
+            else ""
+        ),
+    )
+
+
+def epochs_section(result: dict[str, Any]) -> Section | None:
+    rows = [
+        {"pair": f"{p['b']['label']} vs {p['a']['label']}", "seed": s["seed"], **e}
+        for p in result["pairs"]
+        for s in p["seeds"]
+        for e in s.get("epochs", [])
+    ]
+    if not rows:
+        return None
+    fields = []
+    if len(result["pairs"]) > 1:
+        fields.append(Field("pair", [r["pair"] for r in rows], "flex"))
+    if len({r["seed"] for r in rows}) > 1:
+        fields.append(Field("seed", [r["seed"] for r in rows]))
+    for key in ("epoch", "loss_a", "loss_b", "gap", "rel_gap", "distance", "cosine"):
+        fields.append(Field(key, [r[key] for r in rows]))
+    return Section(
+        "epochs",
+        "Per epoch: "
+        + "; ".join(f"{p['b']['label']} (b) vs {p['a']['label']} (a)" for p in result["pairs"]),
+        fields,
+        "gap = loss_b - loss_a; rel_gap = |gap| / the lower loss; distance, cosine as above",
+    )
+
+
+def _ids(b: str | None, a: str | None) -> str | None:
+    return f"{b[-4:]}/{a[-4:]}" if a and b else None
+
+
+def _shown(section: Section, where: str) -> list[Field]:
+    """The fields for the terminal or markdown: columns with no value at all are left out."""
+    return [
+        f
+        for f in section.fields
+        if f.show in ("all", where) and not (f.kind == "num" and all(v is None for v in f.values))
+    ]
+
+
+def _cell(field: Field, v: Any) -> str | Text:
+    if field.kind == "id" and isinstance(v, str):
+        return v[-4:]
+    return num(v, 3) if field.kind == "num" else ("-" if v is None else str(v))
+
+
+def section_table(section: Section, width: int) -> RenderableType:
+    cols = [
+        Col(
+            f.header,
+            [_cell(f, v) for v in f.values],
+            right=f.kind in ("num", "id"),
+            flex=f.kind == "flex",
+            keep=f.keep,
+        )
+        for f in _shown(section, "table")
+    ]
+    table, dropped = fitted_table(cols, width, section.title)
+    parts: list[RenderableType] = [Text(""), table]
+    note = hidden_note(dropped)
+    if note:
+        parts.append(note)
+    if section.legend:
+        parts.append(Text(section.legend, style="dim"))
+    return Group(*parts)
+
+
+def compare_table(result: dict[str, Any], width: int = 80) -> RenderableType:
+    """`compare` for the terminal: runs, seed groups, pairs, per-epoch rows, then findings."""
+    side = comparison({**result, "findings": []}, title=f"{len(result['runs'])} runs", width=width)
+    parts: list[RenderableType] = [side]
+    parts += [section_table(s, width) for s in compare_sections(result)]
+    if result["findings"]:
+        parts.append(Text(""))
+        parts += [Text("• " + f) for f in result["findings"]]
+    return Group(*parts)
+
+
+def _md_cell(v: Any) -> str:
+    return (num(v) if not isinstance(v, str) else v).replace("|", "\\|")
+
+
+def compare_markdown(result: dict[str, Any]) -> str:
+    """GitHub-flavoured Markdown (for ``$GITHUB_STEP_SUMMARY``): one table per section."""
+    lines: list[str] = []
+    for s in [runs_section(result), *compare_sections(result)]:
+        fields = _shown(s, "data")
+        lines += [f"### {s.title}", ""]
+        lines.append("| " + " | ".join(_md_cell(f.header) for f in fields) + " |")
+        lines.append("|" + "|".join("---:" if f.kind == "num" else "---" for f in fields) + "|")
+        for i in range(len(fields[0].values)):
+            lines.append("| " + " | ".join(_md_cell(f.values[i]) for f in fields) + " |")
+        lines += [""] + ([f"_{s.legend}_", ""] if s.legend else [])
+    lines += [f"- {f}" for f in result["findings"]]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _csv_value(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return jsonio.encode(v)
+    return "" if v is None else v
+
+
+def compare_csv(result: dict[str, Any]) -> str:
+    """One CSV block per section, separated by an empty line; column 1 names the section."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    findings = Section("findings", "", [Field("finding", result["findings"], "text")])
+    blocks = [runs_section(result), *compare_sections(result), findings]
+    for n, s in enumerate(blocks):
+        fields = [f for f in s.fields if f.show != "table"]
+        if n:
+            buf.write("\n")
+        writer.writerow(["table", *[f.header for f in fields]])
+        for i in range(len(fields[0].values)):
+            writer.writerow([s.name, *[_csv_value(f.values[i]) for f in fields]])
+    return buf.getvalue()

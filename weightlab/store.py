@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from weightlab import jsonio, lifecycle, yamlio
 from weightlab.config import did_you_mean, flatten
-from weightlab.errors import RunNotFound, StoreError
+from weightlab.errors import DamagedSnapshot, RunNotFound, StoreError
 
 if TYPE_CHECKING:  # numpy costs ~0.15 s to import; `ls` never needs it
     import numpy as np
@@ -274,7 +274,11 @@ class Store:
         if not self.runs_dir.is_dir():
             return []
         base = str(self.runs_dir)
-        on_disk = {d.name for d in self.run_dirs()}
+        # scandir knows directories from the listing itself: no Path and no stat per run.
+        with os.scandir(self.runs_dir) as entries:
+            on_disk = {
+                e.name for e in entries if e.is_dir() and _SAFE_ID.match(e.name)
+            }  # hidden .new-* directories (being created, or left by a killed writer) excluded
         try:
             with self._db() as con:
                 rows = con.execute("SELECT id, status, record, config FROM runs").fetchall()
@@ -287,8 +291,8 @@ class Store:
         for run_id, status, record_text, config_text in rows:
             if run_id not in on_disk:
                 continue  # deleted by hand; reindex drops the row
-            record = jsonio.decode(json.loads(record_text))
-            record["config"] = jsonio.decode(json.loads(config_text))
+            record = jsonio.loads(record_text)
+            record["config"] = jsonio.loads(config_text)
             signature, damage[run_id] = lifecycle.scan(os.path.join(base, run_id))
             if record.pop(_SIGNATURE, None) != signature:
                 changed.add(run_id)
@@ -418,9 +422,13 @@ class Store:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return []
-        for line in text.splitlines():
-            if not line.strip():
-                continue
+        lines = [line for line in text.splitlines() if line.strip()]
+        try:  # one parse for the whole file is ~3× faster than one per line (compare reads many)
+            whole: list[dict[str, Any]] = jsonio.loads("[" + ",".join(lines) + "]")
+            return whole
+        except ValueError:
+            pass
+        for line in lines:
             try:
                 rows.append(jsonio.decode(json.loads(line)))
             except ValueError:
@@ -428,10 +436,11 @@ class Store:
         return rows
 
     def snapshot_epochs(self, run_id: str) -> list[int]:
-        snap = self.run_dir(run_id) / "snapshots"
-        if not snap.is_dir():
+        try:  # plain names, not Path.glob: compare lists the snapshots of hundreds of runs
+            names = os.listdir(self.run_dir(run_id) / "snapshots")
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(int(p.stem.split("-")[1]) for p in snap.glob("epoch-*.npz"))
+        return sorted(int(n[6:-4]) for n in names if n.startswith("epoch-") and n.endswith(".npz"))
 
     def snapshot(self, run_id: str, epoch: int) -> dict[str, np.ndarray]:
         """Every variable of a run at ``epoch``, as ``{"dense_1/kernel": array, ...}``."""
@@ -488,10 +497,11 @@ def load_snapshot(path: Path, run_id: str = "") -> dict[str, np.ndarray]:
         zipfile.BadZipFile,
     ) as e:
         where = f"run {run_id}: " if run_id else ""
-        raise StoreError(f"{where}snapshot {path.name} is damaged: {e}") from None
+        raise DamagedSnapshot(f"{where}snapshot {path.name} is damaged: {e}", str(e)) from None
     for key, array in arrays.items():
         if not np.issubdtype(array.dtype, np.number):
-            raise StoreError(f"snapshot {path.name}: array {key!r} is not numeric ({array.dtype})")
+            why = f"array {key!r} is not numeric ({array.dtype})"
+            raise DamagedSnapshot(f"snapshot {path.name}: {why}", why)
     return arrays
 
 
