@@ -217,6 +217,41 @@ def test_signal_during_the_final_save_is_held_then_delivered():
     assert saved == ["run.json"] and lifecycle.exit_code(stopped.value) == 143
 
 
+def resumable(store, **fields):
+    """An interrupted fake run with a (placeholder) resume state: what `prepare` checks."""
+    rec = write_run(store, status="interrupted")
+    (store.run_dir(rec["id"]) / "resume.npz").write_bytes(b"")
+    set_record(store, rec["id"], **fields)
+    return rec
+
+
+def test_resume_refuses_changed_data_without_tensorflow(store):
+    from weightlab import yamlio
+    from weightlab.config import load_experiment
+    from weightlab.resume import prepare
+
+    rec = resumable(store, data={"kind": "linear", "fingerprint": "0123456789abcdef"})
+    resolved = load_experiment(CONFIGS / "linear-regression.yaml").runs[0].config
+    (store.run_dir(rec["id"]) / "config.yaml").write_text(yamlio.dump(resolved))
+    with pytest.raises(UsageError, match=r"its data changed since it started \(fingerprint 012"):
+        prepare(store, rec["id"])
+
+
+def test_resume_refuses_a_changed_config_file(store, write_config):
+    from weightlab.resume import prepare
+
+    path = write_config(
+        "name: exp\ndata: {kind: linear, samples: 100, features: 2, offset: 5.0}\n"
+        "model: {layers: [{units: 3, activation: relu}, {units: 1, name: out}]}\n"
+        "train: {optimizer: sgd, loss: mse, metrics: [mae], epochs: 4, batch_size: 32}\n"
+    )
+    rec = resumable(store, source={"config": str(path), "overrides": []})
+    with pytest.raises(UsageError, match=r"changed since it started \(train.epochs: 3 -> 4;"):
+        prepare(store, rec["id"])
+    result = invoke("resume", rec["id"])
+    assert result.exit_code == 2 and "train.epochs: 3 -> 4" in result.output
+
+
 # ---- SIGKILL and concurrency, without TensorFlow ----------------------------------------------
 
 WRITER = """

@@ -30,6 +30,7 @@ class ResumePlan:
     record: dict[str, Any]
     config: dict[str, Any]
     state: Path
+    dataset: Dataset
     note: str = ""  # e.g. that the source config could not be compared
 
     @property
@@ -67,7 +68,21 @@ def prepare(store: Store, selector: str) -> ResumePlan:
         )
     config = store.config(run_id)
     note = _source_changes(record, config)
-    return ResumePlan(record, config, state, note)
+    return ResumePlan(record, config, state, _same_data(record, config), note)
+
+
+def _same_data(record: dict[str, Any], config: dict[str, Any]) -> Dataset:
+    """The run's dataset, loaded again (numpy only); refuses when it is not what the run saw."""
+    from weightlab import data
+
+    dataset = data.load(config["data"], record["seed"])
+    was = (record.get("data") or {}).get("fingerprint")
+    if was is not None and was != fingerprint(dataset):
+        raise UsageError(
+            f"run {record['id']} cannot be resumed: its data changed since it started "
+            f"(fingerprint {was}, now {fingerprint(dataset)}); start a new run with `weightlab run`"
+        )
+    return dataset
 
 
 def _source_changes(record: dict[str, Any], config: dict[str, Any]) -> str:

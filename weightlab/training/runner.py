@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from weightlab import __version__, data, lifecycle, stats, yamlio
 from weightlab.config import Experiment, RunSpec
-from weightlab.errors import ConfigError, DataError, Problem, UsageError
+from weightlab.errors import ConfigError, DataError, Problem
 from weightlab.resume import ResumePlan, fingerprint
 from weightlab.store import RunWriter, Store, new_id, new_record, now_iso
 from weightlab.training import keras_names, state
@@ -156,19 +156,9 @@ def train_run(
 def resume_run(
     plan: ResumePlan, store: Store, *, on_event: OnEvent | None = None
 ) -> dict[str, Any]:
-    """Continue an interrupted or crashed run from its last completed epoch.
-
-    Raises:
-        UsageError: the data the run trains on changed since it started.
-    """
-    cfg, seed = plan.config, plan.record["seed"]
-    dataset = data.load(cfg["data"], seed)
-    was = (plan.record.get("data") or {}).get("fingerprint")
-    if was is not None and was != fingerprint(dataset):
-        raise UsageError(
-            f"run {plan.run_id} cannot be resumed: its data changed since it started "
-            f"(fingerprint {was}, now {fingerprint(dataset)})"
-        )
+    """Continue an interrupted or crashed run from its last completed epoch (see
+    :func:`weightlab.resume.prepare`, which checked that it may)."""
+    cfg, seed, dataset = plan.config, plan.record["seed"], plan.dataset
     saved = state.load(plan.state)
     writer = RunWriter.reopen(store, plan.run_id)
     with lifecycle.stop_on_signals():
