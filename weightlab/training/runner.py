@@ -219,7 +219,7 @@ def _train(
         writer.write_text("error.txt", traceback.format_exc())
     finally:
         with lifecycle.signals_deferred():  # a second Ctrl-C must not leave run.json `running`
-            _finish(writer, snap, keep, fit_start, t0)
+            _finish(writer, snap, keep, fit_start, t0, resuming=saved is not None)
         emit({"type": "run_end", "run": record})
     return record
 
@@ -292,12 +292,16 @@ def _finish(
     keep: state.ResumeState | None,
     fit_start: float | None,
     t0: float,
+    *,
+    resuming: bool = False,
 ) -> None:
     """Write the final record: timing (added to earlier sessions of a resumed run), summary."""
     record = writer.record
     writer.close()
+    if snap is not None and resuming and not snap.resumed:
+        snap = None  # stopped before the resume state was loaded: keep what run.json says
     timing = record["timing"]
-    before = {k: timing.get(k, 0.0) if record.get("resumed") else 0.0 for k in timing}
+    before = {k: timing.get(k, 0.0) if resuming else 0.0 for k in timing}
     if snap is not None:
         if fit_start is not None:  # also for an interrupted or failed fit
             fit_seconds = time.perf_counter() - fit_start
@@ -310,7 +314,8 @@ def _finish(
         record["final"] = snap.last_logs
         timing["snapshot_seconds"] = round(snap.snapshot_seconds, 4)
         record["snapshots"].update(count=snap.snapshot_count, bytes=snap.snapshot_bytes)
-    record.update(stats.summarize(snap.rows if snap is not None else []))
+    if snap is not None or not resuming:
+        record.update(stats.summarize(snap.rows if snap is not None else []))
     timing["total_seconds"] = round(before["total_seconds"] + time.perf_counter() - t0, 4)
     record["finished_at"] = now_iso()
     writer.save()
