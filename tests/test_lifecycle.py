@@ -74,6 +74,17 @@ def test_crashed_is_derived_when_reading(store, fields, shown):
     assert on_disk["status"] == "running", "derived, never written back"
 
 
+def test_an_exited_but_unreaped_writer_counts_as_gone(store):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while lifecycle.process_start_time(proc.pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)  # a zombie until proc.wait() below reaps it
+    rec = write_run(store, status="running")
+    set_record(store, rec["id"], pid=proc.pid, pid_started=None)
+    assert store.get(rec["id"])["status"] == "crashed"
+    proc.wait()
+
+
 def test_crashed_shows_in_ls_show_and_compare(store):
     rec = write_run(store, status="running")
     set_record(store, rec["id"], pid=dead_pid(), epochs_completed=2)

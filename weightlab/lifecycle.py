@@ -28,7 +28,10 @@ def process_start_time(pid: int | None = None) -> float | None:
     import psutil  # ~50 ms to import: only when a run is written or a `running` one is read
 
     try:
-        return float(psutil.Process(pid if pid is not None else os.getpid()).create_time())
+        process = psutil.Process(pid if pid is not None else os.getpid())
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None  # exited, only not yet reaped by its parent
+        return float(process.create_time())
     except (psutil.Error, OSError):
         return None
 
