@@ -40,4 +40,5 @@ bench: venv
 	$(BIN)/python benchmarks/bench_snapshots.py
 	$(BIN)/python benchmarks/bench_resume_state.py
 	$(BIN)/python benchmarks/bench_listing.py
+	$(BIN)/python benchmarks/bench_sweeps.py
 	$(BIN)/python benchmarks/bench_compare.py

@@ -56,7 +56,7 @@ BAD = [
         "unknown train key",
         "model:\n  layers: [{units: 1}]\ntrain: {epoch: 3}\n",
         [],
-        "{cfg}:3: train.epoch: unknown key; did you mean 'epochs'? (expected one of: optimizer, loss, metrics, epochs, batch_size, shuffle)",
+        "{cfg}:3: train.epoch: unknown key; did you mean 'epochs'? (expected one of: optimizer, loss, metrics, epochs, batch_size, shuffle, tensorboard)",
     ),
     (
         "epochs zero",

@@ -15,7 +15,19 @@ from conftest import CONFIGS, REPO, write_run
 from weightlab import render
 from weightlab.cli import cli
 
-COMMANDS = ["run", "validate", "ls", "show", "compare", "reindex", "check", "resume"]
+COMMANDS = [
+    "run",
+    "validate",
+    "ls",
+    "show",
+    "compare",
+    "explain",
+    "plot",
+    "export",
+    "reindex",
+    "check",
+    "resume",
+]
 
 
 def invoke(*args: str):
@@ -161,13 +173,21 @@ def no_tensorflow(tmp_path) -> dict[str, str]:
         ["check", "--repair", "--format", "json"],
         ["validate", str(CONFIGS / "bias-vs-no-bias.yaml")],
         ["validate", str(CONFIGS / "initializers.yaml")],
+        ["explain", "latest"],
+        ["explain", "latest", "--layer", "out", "--format", "json"],
+        ["plot", "-o", "{tmp}/loss.png"],
+        ["plot", "--what", "weights", "-o", "{tmp}/w.svg"],
+        ["plot", "--what", "biases", "-o", "{tmp}/b.png"],
+        ["plot", "--what", "distance", "-o", "{tmp}/d.png"],
+        ["export", "--to", "csv", "{tmp}/csv"],
+        ["export", "--to", "tensorboard", "{tmp}/tb"],
     ],
 )
-def test_read_commands_never_import_tensorflow(args, no_tensorflow, store):
+def test_read_commands_never_import_tensorflow(args, no_tensorflow, store, tmp_path):
     write_run(store, batch="b", cell={"model.use_bias": True})
     write_run(store, batch="b", cell={"model.use_bias": False}, use_bias=False)
     proc = subprocess.run(
-        [sys.executable, "-m", "weightlab", *args],
+        [sys.executable, "-m", "weightlab", *[a.format(tmp=tmp_path) for a in args]],
         env=no_tensorflow,
         capture_output=True,
         text=True,

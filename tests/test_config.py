@@ -35,7 +35,7 @@ LINEAR_KEYS = (
     "weights, input_offset"
 )
 LAYER_KEYS = "units, activation, name, use_bias, kernel_initializer, bias_initializer"
-TRAIN_KEYS = "optimizer, loss, metrics, epochs, batch_size, shuffle"
+TRAIN_KEYS = "optimizer, loss, metrics, epochs, batch_size, shuffle, tensorboard"
 HINT = " (YAML 1.1 would read it as a boolean; weightlab reads only true/false as booleans)"
 SAFE = (
     "is not allowed: configs are read with YAML safe loading, which builds only plain data "
@@ -1091,6 +1091,7 @@ DEFAULT_CONFIG = {
         "epochs": 10,
         "batch_size": 32,
         "shuffle": True,
+        "tensorboard": False,
     },
     "snapshots": {"every": "epoch"},
 }
@@ -1428,6 +1429,7 @@ def test_flatten_default_config() -> None:
         "train.epochs": 10,
         "train.batch_size": 32,
         "train.shuffle": True,
+        "train.tensorboard": False,
         "snapshots.every": "epoch",
     }
 

@@ -68,6 +68,14 @@ def format_option(f: Callable[..., Any], choices: list[str] = FORMATS) -> Callab
     )(f)
 
 
+def _selected(store: Store, selectors: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The runs the selectors name, or the latest batch's; an empty store is an error."""
+    records = store.select(selectors, default="latest-batch")
+    if not records:
+        raise WeightlabError(f"no runs in {store.root} yet; start one with `weightlab run CONFIG`")
+    return records
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="weightlab")
 def cli() -> None:
@@ -77,34 +85,97 @@ def cli() -> None:
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option(
+    "--matrix",
+    "matrix",
+    multiple=True,
+    metavar="KEY=V1,V2",
+    help="Add a matrix axis (values read as YAML); repeat for more axes.",
+)
+@click.option("--seeds", metavar="0-4|0,3,7", help="The seeds: a range, a list, or both.")
+@click.option("--dry-run", is_flag=True, help="Print the runs that would be made; train nothing.")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes (or LocalCluster workers with --executor dask).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where runs train: this machine, or Dask distributed.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Dask scheduler to use, e.g. tcp://10.0.0.5:8786 [default: a LocalCluster].",
+)
+@click.option("--fail-fast", is_flag=True, help="Start no more runs after the first failure.")
 @store_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @format_option
 def run(
-    config: str, overrides: tuple[str, ...], store_path: str | None, quiet: bool, fmt: str
+    config: str,
+    overrides: tuple[str, ...],
+    matrix: tuple[str, ...],
+    seeds: str | None,
+    dry_run: bool,
+    jobs: int,
+    executor: str,
+    scheduler: str | None,
+    fail_fast: bool,
+    store_path: str | None,
+    quiet: bool,
+    fmt: str,
 ) -> None:
     """Train every run of CONFIG (matrix × seeds) and snapshot its weights.
 
     KEY=VALUE pairs override the config, e.g. train.epochs=5 model.use_bias=false.
     Exits 0 when every run completed or diverged, 1 when any failed, 2 on a config error.
     """
-    experiment = load_experiment(config, overrides)
+    experiment = load_experiment(config, overrides, matrix=matrix, seeds=seeds)
+    from weightlab import executors  # no TensorFlow: the workers import it
+
+    if dry_run:
+        runs = executors.plan(experiment)
+        if fmt == "json":
+            click.echo(render.as_json(runs))
+        else:
+            console = _out()
+            plan = render.sweep_plan(experiment.name, experiment.describe(), runs, console.width)
+            console.print(plan)
+        return
     store = Store.open(store_path)
     err = _err()
     from weightlab.progress import RunProgress  # rich.progress is only needed here
 
-    with RunProgress(err, enabled=not quiet) as progress:
-        from weightlab.training.runner import run_experiment  # the one TensorFlow import
-
-        records = run_experiment(experiment, store, on_event=progress.on_event)
+    loading = "" if jobs == 1 and executor == "local" else "starting workers (TensorFlow)"
+    with RunProgress(err, enabled=not quiet, loading=loading) as progress:
+        result = executors.run_sweep(
+            experiment,
+            store,
+            jobs=jobs,
+            executor=executor,
+            scheduler=scheduler,
+            fail_fast=fail_fast,
+            on_event=progress.on_event,
+        )
+    records = result.records
     if fmt == "json":
         click.echo(render.as_json(records))
     else:
-        selected = store.select([records[0]["batch"]])
-        result = analysis.side_by_side(selected)
+        selected = store.select([result.batch]) if records else []
         console = _out()
         title = f"{experiment.name}: {experiment.describe()}"
-        console.print(render.comparison(result, title=title, width=console.width))
+        if selected:  # the same summary as `weightlab compare BATCH`
+            summary = analysis.compare(store, selected)
+            console.print(render.compare_table(summary, width=console.width, title=title))
+    if result.cancelled and not quiet:
+        err.print(f"{result.cancelled} run(s) not started (--fail-fast)")
     if any(r["status"] == "failed" for r in records):
         sys.exit(1)
 
@@ -230,6 +301,131 @@ def compare_(
     else:
         writers = {"json": render.as_json, "csv": render.compare_csv, "md": render.compare_markdown}
         click.echo(writers[fmt](result), nl=fmt == "json")
+
+
+@cli.command()
+@click.argument("run_selector", metavar="RUN")
+@click.option("--epoch", type=click.IntRange(min=0), help="Snapshot epoch [default: the last].")
+@click.option("--layer", help="Layer name [default: the first layer].")
+@click.option(
+    "--unit", type=click.IntRange(min=0), default=0, show_default=True, help="Unit, 0-based."
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Training sample of the run's data, 0-based.",
+)
+@store_option
+@format_option
+def explain(
+    run_selector: str,
+    epoch: int | None,
+    layer: str | None,
+    unit: int,
+    sample: int,
+    store_path: str | None,
+    fmt: str,
+) -> None:
+    """Show one unit's z = x·w + b term by term on one sample, from the stored weights.
+
+    \b
+    Example:
+      weightlab explain latest --layer out --sample 3
+    """
+    from weightlab.explain import explain as explain_unit  # numpy, only for this command
+
+    store = Store.open(store_path)
+    record = store.get(run_selector)
+    result = explain_unit(store, record["id"], epoch=epoch, layer=layer, unit=unit, sample=sample)
+    if fmt == "json":
+        click.echo(render.as_json(result))
+    else:
+        console = _out()
+        console.print(render.explanation(result, console.width))
+
+
+@cli.command()
+@click.argument("selectors", nargs=-1)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The figure file: .png or .svg.",
+)
+@click.option(
+    "--what",
+    type=click.Choice(["loss", "weights", "biases", "distance"]),
+    default="loss",
+    show_default=True,
+    help="Loss curves, kernel/bias norms per layer, one layer's bias values per epoch, or the "
+    "weight distance between paired runs per epoch.",
+)
+@click.option("--layer", help="For --what biases: the layer [default: the first with a bias].")
+@click.option("--by", metavar="KEY", help="For --what distance: pair runs as `compare --by KEY`.")
+@store_option
+@format_option
+def plot(
+    selectors: tuple[str, ...],
+    output: str,
+    what: str,
+    layer: str | None,
+    by: str | None,
+    store_path: str | None,
+    fmt: str,
+) -> None:
+    """Draw runs into a PNG or SVG file (default: the runs of the latest batch).
+
+    \b
+    Examples:
+      weightlab plot bias-vs-no-bias -o loss.png
+      weightlab plot latest --what biases --layer dense_1 -o biases.svg
+      weightlab plot bias-vs-no-bias --what distance -o distance.png
+    """
+    from weightlab import plot as plots  # matplotlib, only for this command
+
+    plots.check_output(output)  # a wrong extension is refused before anything is read
+    store = Store.open(store_path)
+    result = plots.plot(store, _selected(store, selectors), what, output, layer=layer, by=by)
+    if fmt == "json":
+        click.echo(render.as_json(result))
+    else:
+        _out().print(render.plotted(result))
+
+
+@cli.command(name="export")
+@click.argument("selectors", nargs=-1)
+@click.option(
+    "--to",
+    "target",
+    type=(click.Choice(["csv", "tensorboard"]), click.Path(file_okay=False)),
+    required=True,
+    metavar="csv|tensorboard DIR",
+    help="What to write, and the directory to write it into.",
+)
+@store_option
+@format_option
+def export_(
+    selectors: tuple[str, ...], target: tuple[str, str], store_path: str | None, fmt: str
+) -> None:
+    """Export runs' histories as tidy CSV, or as TensorBoard event files (default: latest batch).
+
+    \b
+    Examples:
+      weightlab export bias-vs-no-bias --to csv exported/
+      weightlab export latest --to tensorboard tb/ && tensorboard --logdir tb/
+    """
+    from weightlab.export import export
+
+    store = Store.open(store_path)
+    records = _selected(store, selectors)
+    result = export(store, records, target[0], target[1])
+    if fmt == "json":
+        click.echo(render.as_json(result))
+    else:
+        _out().print(render.exported(result))
 
 
 @cli.command()

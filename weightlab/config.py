@@ -11,6 +11,7 @@ import copy
 import csv
 import difflib
 import itertools
+import json
 import math
 import os
 import re
@@ -360,6 +361,9 @@ TRAIN = {
     "epochs": F(integer(1, 100_000), 10, "number of epochs"),
     "batch_size": F(integer(1), 32, "samples per gradient step"),
     "shuffle": F(boolean, True, "shuffle the training samples every epoch"),
+    "tensorboard": F(
+        boolean, False, "also attach Keras' TensorBoard callback; logs in runs/<id>/tensorboard/"
+    ),
 }
 SNAPSHOTS = {
     "every": F(
@@ -580,14 +584,74 @@ def _set_path(raw: dict[str, Any], path: Path, value: Any, where: str) -> None:
         node = child
 
 
+def parse_matrix_axis(text: str) -> tuple[str, list[Any]]:
+    """Parse ``--matrix KEY=V1,V2,...`` (each value read as YAML) into a dotted key and values.
+
+    Raises:
+        ConfigError: located as ``--matrix 'TEXT'``, with a did-you-mean for a misspelt key.
+    """
+    where = f"--matrix '{text}'"
+    key, sep, values_text = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not values_text.strip():
+        raise ConfigError(
+            Problem(where, key, "expected KEY=V1,V2,..., e.g. model.use_bias=true,false")
+        )
+    problem = _check_key_path(key)
+    if problem:
+        raise ConfigError(Problem(where, key, problem))
+    # A flow sequence keeps commas inside values intact: {name: adam, learning_rate: 0.1},sgd
+    flow = values_text if values_text.lstrip().startswith("[") else f"[{values_text}]"
+    try:
+        values, _ = yamlio.load(flow, where)
+    except ConfigError as e:
+        raise ConfigError([Problem(where, key, p.message) for p in e.problems]) from None
+    if not isinstance(values, list) or not values:
+        raise ConfigError(Problem(where, key, f"expected a list of values; {_got(values)}"))
+    return key, values
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Parse ``--seeds 0-4`` or ``--seeds 0,3,7`` (or both: ``0-2,7``) into a list of seeds.
+
+    Raises:
+        ConfigError: located as ``--seeds 'TEXT'``.
+    """
+    where = f"--seeds '{text}'"
+    seeds: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not m:
+            raise ConfigError(
+                Problem(
+                    where,
+                    "seeds",
+                    f"expected a range such as 0-4 or a list such as 0,3,7; got {part.strip()!r}",
+                )
+            )
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise ConfigError(Problem(where, "seeds", f"empty range {lo}-{hi}; write {hi}-{lo}"))
+        seeds += range(lo, hi + 1)
+    return seeds
+
+
 def load_experiment(
-    path: str | os.PathLike[str], overrides: Sequence[str] = (), *, check_files: bool = True
+    path: str | os.PathLike[str],
+    overrides: Sequence[str] = (),
+    *,
+    matrix: Sequence[str] = (),
+    seeds: str | None = None,
+    check_files: bool = True,
 ) -> Experiment:
     """Read, validate and expand a config file.
 
     Args:
         path: the YAML file.
         overrides: ``KEY=VALUE`` strings applied on top of the file (values read as YAML).
+        matrix: ``KEY=V1,V2`` strings, each adding (or replacing) one matrix axis.
+        seeds: ``"0-4"`` or ``"0,3,7"``: the seeds, replacing ``seed``/``seeds`` of the file.
         check_files: also check that data files exist and have the named columns/arrays.
 
     Returns:
@@ -621,13 +685,27 @@ def load_experiment(
             raw.pop("seed", None)
         _set_path(raw, ov_path, value, where)
         locate = locate.with_layer(ov_path, where)
+    applied = list(overrides)
+    for text_axis in matrix:
+        key, values = parse_matrix_axis(text_axis)
+        if raw.get("matrix") is None:
+            raw["matrix"] = {}
+        if isinstance(raw["matrix"], dict):  # otherwise expand() reports the file's matrix
+            raw["matrix"][key] = values
+        locate = locate.with_layer(("matrix", key), f"--matrix '{text_axis}'")
+        applied.append(f"matrix.{key}={json.dumps(values)}")  # replayable as an override
+    if seeds is not None:
+        raw.pop("seed", None)
+        raw["seeds"] = parse_seeds(seeds)
+        locate = locate.with_layer(("seeds",), f"--seeds '{seeds}'")
+        applied.append(f"seeds={json.dumps(raw['seeds'])}")
     default_name = FsPath(src).stem
     return expand(
         raw,
         locate,
         base_dir=base_dir,
         default_name=default_name,
-        overrides=list(overrides),
+        overrides=applied,
         check_files=check_files,
     )
 

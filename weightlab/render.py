@@ -471,6 +471,129 @@ def validated(path: str, describe: str, keras_checked: bool) -> Text:
     return text
 
 
+# ---- run --dry-run -------------------------------------------------------------------------------
+
+
+def sweep_plan(
+    name: str, describe: str, runs: list[dict[str, Any]], width: int = 80
+) -> RenderableType:
+    """The runs a sweep would make: one row per run, its seed and its matrix values."""
+    from weightlab.config import short_value
+
+    keys = list(runs[0]["cell"]) if runs else []
+    cols = [
+        Col("run", [str(r["run"]) for r in runs], right=True),
+        Col("seed", [str(r["seed"]) for r in runs], right=True),
+    ]
+    cols += [
+        Col(short_setting(k), [short_value(r["cell"][k]) for r in runs], flex=True) for k in keys
+    ]
+    table, _ = fitted_table(cols, width)
+    return Group(Text(f"{name}: {describe} (dry run: nothing trains)"), table)
+
+
+# ---- explain -------------------------------------------------------------------------------------
+
+
+def _signed(v: float | None) -> str:
+    return "-" if v is None else ("+" if v >= 0 else "") + num(v)
+
+
+def explanation(e: dict[str, Any], width: int = 100) -> RenderableType:
+    """One unit's ``z = x·w + b`` term by term, then its activation and how w and b moved."""
+    layer = e["layer"]
+    sample = e["sample"]
+    head = Text()
+    head.append(f"run {e['run']} ({e['experiment']}, {e['status']}), epoch {e['epoch']}")
+    head.append(f" of {e['first_epoch']}..{e['last_epoch']}\n")
+    head.append(
+        f"layer {layer['name']} ({layer['index'] + 1} of {layer['count']}), unit {e['unit']} of "
+        f"{layer['units']} (0-based), activation {layer['activation']}\n"
+    )
+    target = ", ".join(num(t) for t in sample["target"])
+    source = (
+        "the sample's features"
+        if layer["inputs_from"] == "data"
+        else f"layer {layer['inputs_from']}'s outputs for it"
+    )
+    head.append(
+        f"input: training sample {sample['index']} of {sample['of']} (target {target}); "
+        f"x = {source}"
+    )
+    first = e["change"]["from_epoch"]
+    terms = e["terms"]
+    table, _ = fitted_table(
+        [
+            Col("input", [t["name"] for t in terms], flex=True),
+            Col("x_i", [num(t["x"]) for t in terms], right=True),
+            Col("w_i", [num(t["w"]) for t in terms], right=True),
+            Col("x_i·w_i", [num(t["product"]) for t in terms], right=True),
+            Col(f"w_i@{first}", [num(t["w_initial"]) for t in terms], right=True),
+            Col("change", [_signed(t["w_change"]) for t in terms], right=True),
+        ],
+        width,
+    )
+    sums = Table.grid(padding=(0, 2))
+    sums.add_column()
+    sums.add_column(justify="right")
+    sums.add_column(style="dim")
+    sums.add_row("x·w = Σ x_i·w_i", num(e["dot"]), "the dot product")
+    if e["bias"] is None:
+        sums.add_row("+ b", "none", "")
+    else:
+        sums.add_row(
+            "+ b",
+            num(e["bias"]),
+            f"b@{first} = {num(e['bias_initial'])}, change {_signed(e['change']['bias_change'])}",
+        )
+    sums.add_row("z = x·w + b" if e["bias"] is not None else "z = x·w", num(e["z"]), "")
+    if e["layer_z"] is not None:
+        sums.add_row("z of the layer", "[" + ", ".join(num(v) for v in e["layer_z"]) + "]", "")
+    sums.add_row(f"output = {layer['activation']}(z)", num(e["output"]), layer["formula"])
+    parts: list[RenderableType] = [head, Text(""), table, Text(""), sums]
+    if e["bias"] is None:
+        parts.append(
+            Text(
+                f"no b: layer {layer['name']} has use_bias: false, so z = x·w is 0 whenever x is "
+                "0: the unit's decision boundary (z = 0), or its fitted line, must pass through "
+                "the origin."
+            )
+        )
+    c = e["change"]
+    moved = (
+        f"epoch {c['from_epoch']} → {c['to_epoch']}: |w| {num(c['w_norm_initial'])} → "
+        f"{num(c['w_norm'])}, w moved {num(c['w_distance'])} (L2)"
+    )
+    if e["bias"] is not None:
+        moved += f"; b {num(e['bias_initial'])} → {num(e['bias'])}"
+    parts.append(Text(moved))
+    out = ", ".join(num(v) for v in e["network_output"])
+    parts.append(Text(f"network output for this sample: {out}", style="dim"))
+    return Group(*parts)
+
+
+# ---- export / plot -------------------------------------------------------------------------------
+
+
+def exported(result: dict[str, Any]) -> Text:
+    runs = f"{result['runs']} run{'s' if result['runs'] != 1 else ''}"
+    if result["to"] == "csv":
+        rows = f"{result['rows']} rows (run × epoch × variable)"
+        return Text(f"wrote {rows} of {runs} to {result['files'][0]}")
+    return Text(
+        f"wrote {runs} ({result['scalars']} scalars, {result['histograms']} histograms) to "
+        f"{result['directory']}; view them with: tensorboard --logdir {result['directory']}"
+    )
+
+
+def plotted(result: dict[str, Any]) -> Text:
+    runs = len(result["runs"])
+    text = f"wrote {result['path']}: {result['what']} of {runs} run{'s' if runs != 1 else ''}"
+    if result.get("log_scale"):
+        text += " (log scale: the losses span decades)"
+    return Text(text)
+
+
 # ---- compare: seed groups, pairs, per-epoch trajectories; table, csv, markdown -----------------
 
 
@@ -679,9 +802,10 @@ def section_table(section: Section, width: int) -> RenderableType:
     return Group(*parts)
 
 
-def compare_table(result: dict[str, Any], width: int = 80) -> RenderableType:
+def compare_table(result: dict[str, Any], width: int = 80, title: str = "") -> RenderableType:
     """`compare` for the terminal: runs, seed groups, pairs, per-epoch rows, then findings."""
-    side = comparison({**result, "findings": []}, title=f"{len(result['runs'])} runs", width=width)
+    title = title or f"{len(result['runs'])} runs"
+    side = comparison({**result, "findings": []}, title=title, width=width)
     parts: list[RenderableType] = [side]
     parts += [section_table(s, width) for s in compare_sections(result)]
     if result["findings"]:

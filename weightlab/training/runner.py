@@ -14,9 +14,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from weightlab import __version__, data, lifecycle, stats, yamlio
+from weightlab import __version__, data, lifecycle, stats
 from weightlab.config import Experiment, RunSpec
-from weightlab.errors import ConfigError, DataError, Problem
+from weightlab.errors import ConfigError, Problem
+from weightlab.executors import data_key as _data_key
+from weightlab.executors import load_datasets
 from weightlab.resume import ResumePlan, fingerprint
 from weightlab.store import RunWriter, Store, new_id, new_record, now_iso
 from weightlab.training import keras_names, state
@@ -46,27 +48,6 @@ def check_keras(experiment: Experiment) -> None:
                 problems.append(p)
     if problems:
         raise ConfigError(problems)
-
-
-def load_datasets(experiment: Experiment) -> dict[str, data.Dataset]:
-    """Load every distinct dataset of the experiment before anything is written.
-
-    Raises:
-        ConfigError: a data file's contents are unusable (named with file and line).
-    """
-    cache: dict[str, data.Dataset] = {}
-    for spec in experiment.runs:
-        key = _data_key(spec)
-        if key not in cache:
-            try:
-                cache[key] = data.load(spec.config["data"], spec.seed)
-            except DataError as e:
-                raise ConfigError(Problem(spec.locate(("data",)), "data", str(e))) from None
-    return cache
-
-
-def _data_key(spec: RunSpec) -> str:
-    return yamlio.dump({"data": spec.config["data"], "seed": spec.seed})
 
 
 def set_determinism(seed: int) -> None:
@@ -119,16 +100,27 @@ def feed(
     return train, val.batch(batch).prefetch(tf.data.AUTOTUNE)
 
 
+def extra_callbacks(train_cfg: dict[str, Any], writer: RunWriter) -> list[keras.callbacks.Callback]:
+    """Keras' own callbacks the config asks for: TensorBoard's live view, in the run directory."""
+    if not train_cfg.get("tensorboard"):
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(writer.dir / "tensorboard"))]
+
+
 def train_run(
     spec: RunSpec,
     dataset: data.Dataset,
-    store: Store,
+    store: Store | None,
     batch: str,
     *,
     source: dict[str, Any] | None = None,
     on_event: OnEvent | None = None,
+    make_writer: Callable[[Any, dict[str, Any], dict[str, Any]], Any] = RunWriter,
 ) -> dict[str, Any]:
     """Train one run and record it in the store.
+
+    ``make_writer(store, record, config)`` makes the run's writer: a :class:`RunWriter` into
+    ``store``, or an in-memory one that a Dask worker sends back whole (``weightlab.executors``).
 
     Returns:
         The final run record (run.json). A Python exception inside training marks the run
@@ -149,7 +141,7 @@ def train_run(
         versions=versions(),
         source=source,
     )
-    writer = RunWriter(store, record, cfg)
+    writer = make_writer(store, record, cfg)
     return _train(writer, cfg, spec.seed, dataset, on_event or (lambda event: None))
 
 
@@ -166,14 +158,17 @@ def resume_run(
 
 
 def _train(
-    writer: RunWriter,
+    writer: Any,
     cfg: dict[str, Any],
     seed: int,
     dataset: data.Dataset,
     emit: OnEvent,
     saved: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Fit (from scratch, or from a resume state), recording as it goes; returns run.json."""
+    """Fit (from scratch, or from a resume state), recording as it goes; returns run.json.
+
+    ``writer`` is a :class:`RunWriter` or the in-memory writer of a Dask worker.
+    """
     record = writer.record
     emit({"type": "run_start", "run": record})
     t0 = time.perf_counter()
@@ -201,7 +196,7 @@ def _train(
             epochs=cfg["train"]["epochs"],
             steps_per_epoch=spe,
             shuffle=False,
-            callbacks=[snap, keep],
+            callbacks=[snap, keep, *extra_callbacks(cfg["train"], writer)],
             verbose=0,
         )  # the pipeline shuffles
         if snap.diverged_at_epoch is not None:
@@ -336,9 +331,15 @@ def summarize_error(error: BaseException, limit: int = 300) -> str:
 
 
 def run_experiment(
-    experiment: Experiment, store: Store, *, on_event: OnEvent | None = None
+    experiment: Experiment,
+    store: Store,
+    *,
+    on_event: OnEvent | None = None,
+    fail_fast: bool = False,
 ) -> list[dict[str, Any]]:
     """Check, then train every run of an experiment in turn; returns their records.
+
+    With ``fail_fast``, the first failed run ends the sweep: the runs after it are not started.
 
     Raises:
         ConfigError: a Keras name or a data file is invalid; nothing was written.
@@ -364,4 +365,6 @@ def run_experiment(
                     spec, datasets[_data_key(spec)], store, batch, source=source, on_event=on_event
                 )
             )
+            if fail_fast and records[-1]["status"] == "failed":
+                break
     return records

@@ -1,0 +1,648 @@
+"""Run the runs of a sweep: in this process, in N spawned worker processes, or on Dask distributed.
+
+Importing this module never imports TensorFlow: the parent of a process sweep and the Dask client
+stay light, and the worker functions below import the training package only when they run.
+
+- ``jobs == 1``: the runs train one after another in this process (``runner.run_experiment``).
+- ``jobs > 1``: N worker processes started with ``spawn`` (never ``fork`` a process holding
+  TensorFlow state or an SQLite connection). Each imports TensorFlow once, with its thread pools
+  sized to its share of the cores, trains the runs it is handed one at a time and writes them
+  straight into the store (safe for concurrent writers: SQLite WAL and ``BEGIN IMMEDIATE``).
+  The parent knows which run each worker holds, so a worker that dies takes only that run down.
+- Dask: each run is a task that returns the whole run (record, history rows, snapshot files as
+  bytes); the client writes it into the store, which never needs to be on a shared file system.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import multiprocessing
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import traceback
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from weightlab import data, jsonio, stats, yamlio
+from weightlab.config import Experiment, RunSpec, flatten
+from weightlab.errors import ConfigError, DataError, Problem, UsageError, WeightlabError
+from weightlab.store import RunWriter, Store, new_id, new_record, now_iso
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Event = dict[str, Any]
+OnEvent = Callable[[Event], None]
+EXECUTORS = ("local", "dask")
+DASK_MISSING = (
+    "--executor dask needs Dask distributed, an optional extra of weightlab; "
+    "install it with: pip install 'weightlab[dask]'"
+)
+
+
+def _ignore(event: Event) -> None:
+    """The default event handler."""
+
+
+# ---- shared by every executor -------------------------------------------------------------------
+
+
+def data_key(spec: RunSpec) -> str:
+    """Runs with equal data settings and seed share one loaded dataset."""
+    return yamlio.dump({"data": spec.config["data"], "seed": spec.seed})
+
+
+def load_datasets(experiment: Experiment) -> dict[str, data.Dataset]:
+    """Load every distinct dataset of the experiment before anything is written.
+
+    Raises:
+        ConfigError: a data file's contents are unusable (named with file and line).
+    """
+    cache: dict[str, data.Dataset] = {}
+    for spec in experiment.runs:
+        key = data_key(spec)
+        if key not in cache:
+            try:
+                cache[key] = data.load(spec.config["data"], spec.seed)
+            except DataError as e:
+                raise ConfigError(Problem(spec.locate(("data",)), "data", str(e))) from None
+    return cache
+
+
+def plan(experiment: Experiment) -> list[dict[str, Any]]:
+    """The runs a sweep would make, for ``--dry-run``: index (from 1), seed and matrix cell."""
+    return [{"run": s.index + 1, "seed": s.seed, "cell": s.cell} for s in experiment.runs]
+
+
+def cores() -> int:
+    """CPU cores this process may use (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+@dataclass
+class SweepResult:
+    """What a sweep made: the records of the runs that ran (in run order) and how many never ran."""
+
+    batch: str
+    records: list[dict[str, Any]]
+    cancelled: int = 0
+
+
+def run_sweep(
+    experiment: Experiment,
+    store: Store,
+    *,
+    jobs: int = 1,
+    executor: str = "local",
+    scheduler: str | None = None,
+    fail_fast: bool = False,
+    on_event: OnEvent | None = None,
+) -> SweepResult:
+    """Train every run of ``experiment`` and record it in ``store``.
+
+    Args:
+        jobs: worker processes on this machine (``local``), or LocalCluster workers (``dask``).
+        executor: ``"local"`` or ``"dask"``.
+        scheduler: address of a running Dask scheduler; None starts a LocalCluster.
+        fail_fast: after the first failed run start no other (runs already training finish).
+        on_event: receives ``batch_start``, ``run_start``, ``epoch`` and ``run_end`` events.
+
+    Raises:
+        ConfigError: a Keras name or a data file is invalid; nothing was written.
+        UsageError: bad executor options, or the Dask scheduler cannot be reached.
+        WeightlabError: Dask is not installed, or the workers cannot start.
+    """
+    if executor not in EXECUTORS:
+        raise UsageError(f"--executor {executor}: expected one of {', '.join(EXECUTORS)}")
+    if scheduler and executor != "dask":
+        raise UsageError("--scheduler is the address of a Dask scheduler; add --executor dask")
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1; got {jobs}")
+    emit = on_event or _ignore
+    if executor == "local" and (jobs == 1 or len(experiment.runs) == 1):
+        from weightlab.training.runner import run_experiment  # the one TensorFlow import
+
+        records = run_experiment(experiment, store, on_event=emit, fail_fast=fail_fast)
+        batch = records[0]["batch"] if records else new_id()
+        return SweepResult(batch, records, len(experiment.runs) - len(records))
+    sweep = _Sweep(experiment, store, load_datasets(experiment), fail_fast, emit)
+    if executor == "dask":
+        with _dask_client(scheduler, jobs) as client:
+            _run_on_dask(sweep, client)
+    else:
+        _run_in_processes(sweep, min(jobs, len(experiment.runs)))
+    return sweep.result()
+
+
+@dataclass
+class _Sweep:
+    """The parent's view of a parallel sweep: what is left, what ran, when to stop."""
+
+    experiment: Experiment
+    store: Store
+    datasets: dict[str, data.Dataset]
+    fail_fast: bool
+    emit: OnEvent
+    batch: str = field(default_factory=new_id)
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+    stopping: bool = False
+    checked: bool = False  # the Keras names have been resolved (by a worker)
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        self.pending: deque[RunSpec] = deque(self.experiment.runs)
+        self.source = {"config": self.experiment.source, "overrides": self.experiment.overrides}
+
+    def announce(self) -> None:
+        self.emit(
+            {
+                "type": "batch_start",
+                "batch": self.batch,
+                "total": len(self.experiment.runs),
+                "describe": self.experiment.describe(),
+                "workers": self.workers,
+            }
+        )
+
+    def next_spec(self) -> RunSpec | None:
+        return self.pending.popleft() if self.pending and not self.stopping else None
+
+    def task(self, spec: RunSpec) -> tuple[Any, ...]:
+        """The arguments a worker needs to train ``spec`` (the dataset travels with it)."""
+        return spec, self.datasets[data_key(spec)], self.batch, self.source
+
+    def finished(self, record: dict[str, Any]) -> None:
+        self.records[record["index"]] = record
+        self.emit({"type": "run_end", "run": record})
+        if self.fail_fast and record["status"] == "failed":
+            self.stopping = True
+
+    def crashed(self, spec: RunSpec, run_id: str | None, error: str, detail: str = "") -> None:
+        """Record a run whose worker died (or whose task failed outside training) as failed."""
+        dataset = self.datasets[data_key(spec)]
+        record = record_failure(
+            self.store, spec, dataset.info, self.batch, self.source, run_id, error, detail
+        )
+        self.finished(record)
+
+    def result(self) -> SweepResult:
+        records = [self.records[i] for i in sorted(self.records)]
+        return SweepResult(self.batch, records, len(self.experiment.runs) - len(records))
+
+
+def record_failure(
+    store: Store,
+    spec: RunSpec,
+    data_info: dict[str, Any],
+    batch: str,
+    source: dict[str, Any],
+    run_id: str | None,
+    error: str,
+    detail: str = "",
+) -> dict[str, Any]:
+    """Mark a run failed with ``error``: its directory if it has one, else a new one.
+
+    The rows and snapshots it wrote before its worker died are kept.
+    """
+    if run_id is not None:
+        writer_dir = store.run_dir(run_id)
+        record = store.record(run_id)
+        history = store.history(run_id)
+        record.update(stats.summarize(history))
+        record["epochs_completed"] = max(0, len(history) - 1)
+        flat = flatten(store.config(run_id))
+    else:
+        record = new_record(
+            experiment=spec.experiment,
+            batch=batch,
+            index=spec.index,
+            seed=spec.seed,
+            cell=spec.cell,
+            epochs=spec.config["train"]["epochs"],
+            snapshots_every=spec.config["snapshots"]["every"],
+            data=data_info,
+            versions={},
+            source=source,
+        )
+        writer = RunWriter(store, record, spec.config)
+        writer.close()
+        writer_dir, flat = writer.dir, writer.flat
+    record.update(status="failed", error=error, finished_at=now_iso())
+    if detail:
+        jsonio.atomic_write_bytes(writer_dir / "error.txt", detail.encode())
+    jsonio.atomic_write_json(writer_dir / "run.json", record)
+    store.index_run(record, flat)
+    return record
+
+
+def _slim(event: Event) -> Event:
+    """What a progress display needs of a worker's event (the full record stays with the run)."""
+    run = event["run"]
+    slim = {k: run[k] for k in ("id", "index", "experiment", "cell", "seed", "epochs", "pid")}
+    return {**event, "run": slim}
+
+
+# ---- worker processes on this machine ------------------------------------------------------------
+
+
+def _process_worker(conn: Connection, store_root: str, threads: int) -> None:
+    """A spawned worker: import TensorFlow once, then train the runs the parent sends."""
+    try:
+        from weightlab.training.threads import limit_threads
+
+        limit_threads(threads)
+        from weightlab.training import runner
+
+        store = Store(Path(store_root))
+
+        def forward(event: Event) -> None:
+            if event["type"] in ("run_start", "epoch"):
+                conn.send(("event", _slim(event)))
+
+        while True:
+            message = conn.recv()
+            if message[0] == "stop":
+                conn.close()
+                # Everything is written and closed; TensorFlow's own teardown takes seconds.
+                os._exit(0)
+            if message[0] == "check":
+                try:
+                    runner.check_keras(message[1])
+                    conn.send(("checked", []))
+                except ConfigError as e:
+                    conn.send(("checked", e.problems))
+                continue
+            spec, dataset, batch, source = message[1:]
+            record = runner.train_run(spec, dataset, store, batch, source=source, on_event=forward)
+            conn.send(("done", record))
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
+        pass  # Ctrl-C reaches every process of the group; the parent reports it once
+
+
+class _Process:
+    """One worker process, its end of the pipe, and the run it is training."""
+
+    def __init__(self, ctx: Any, store_root: str, threads: int):
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=_process_worker, args=(child, store_root, threads), daemon=True
+        )
+        self.process.start()
+        child.close()  # so that the parent sees EOF when the worker dies
+        self.spec: RunSpec | None = None
+        self.run_id: str | None = None
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with contextlib.suppress(OSError):  # it died; its sentinel says so
+            self.conn.send(message)
+
+    def messages(self) -> Iterator[tuple[Any, ...]]:
+        """Every message waiting in the pipe (without blocking)."""
+        try:
+            while self.conn.poll():
+                yield self.conn.recv()
+        except (EOFError, OSError):
+            return
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.send(("stop",))
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+        self.conn.close()
+
+
+def _run_in_processes(sweep: _Sweep, n: int) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    threads = max(1, cores() // n)
+    root = str(sweep.store.root.resolve())
+    workers: list[_Process] = [_Process(ctx, root, threads) for _ in range(n)]
+    sweep.workers = n
+    workers[0].send(("check", sweep.experiment))  # resolved while the others import TensorFlow
+    try:
+        while True:
+            if sweep.checked:
+                for w in workers:
+                    spec = sweep.next_spec() if w.spec is None else None
+                    if spec is not None:
+                        w.spec = spec
+                        w.send(("run", *sweep.task(spec)))
+                if all(w.spec is None for w in workers):
+                    return
+            ready = wait([w.conn for w in workers] + [w.process.sentinel for w in workers])
+            for w in list(workers):
+                if w.conn in ready or w.process.sentinel in ready:
+                    for message in w.messages():
+                        _handle(sweep, w, message)
+                if w.process.sentinel in ready:
+                    workers.remove(w)
+                    _bury(sweep, w)
+                    if sweep.pending and not sweep.stopping:
+                        workers.append(_Process(ctx, root, threads))
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def _bury(sweep: _Sweep, w: _Process) -> None:
+    """A worker died: its run (if any) is recorded as failed; before the check, nothing can run."""
+    w.process.join()
+    w.conn.close()
+    code = w.process.exitcode
+    if not sweep.checked:
+        raise WeightlabError(f"a worker process died while loading TensorFlow (exit code {code})")
+    if w.spec is not None:
+        sweep.crashed(w.spec, w.run_id, f"worker process died (exit code {code})")
+
+
+def _handle(sweep: _Sweep, w: _Process, message: tuple[Any, ...]) -> None:
+    """Act on one message from a worker process."""
+    kind = message[0]
+    if kind == "checked":
+        if message[1]:
+            raise ConfigError(message[1])
+        sweep.checked = True
+        sweep.announce()
+    elif kind == "event":
+        if message[1]["type"] == "run_start":
+            w.run_id = message[1]["run"]["id"]
+        sweep.emit(message[1])
+    elif kind == "done":
+        w.spec, w.run_id = None, None
+        sweep.finished(message[1])
+
+
+# ---- Dask distributed ----------------------------------------------------------------------------
+
+
+class MemoryWriter:
+    """The interface of :class:`~weightlab.store.RunWriter`, in memory: a Dask task returns it.
+
+    The run gets its id when the client writes it into the store (:func:`write_collected`).
+    ``dir`` is a temporary directory on the worker for what Keras callbacks write themselves
+    (``train.tensorboard``); its files travel back with the run.
+    """
+
+    def __init__(self, store: Any, record: dict[str, Any], config: dict[str, Any]):
+        self.record = record
+        self.config = config
+        self.history: list[dict[str, Any]] = []
+        self.files: dict[str, bytes] = {}  # path in the run directory -> contents
+        self.dir = Path(tempfile.mkdtemp(prefix="weightlab-run-"))
+
+    @property
+    def id(self) -> str:
+        return str(self.record["id"])
+
+    def save(self) -> None:
+        """Nothing to do: the client writes run.json once the run is back."""
+
+    def append_history(self, row: dict[str, Any]) -> None:
+        self.history.append(row)
+
+    def write_snapshot(self, filename: str, arrays: dict[str, np.ndarray]) -> int:
+        import numpy as np
+
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
+        self.files[f"snapshots/{filename}"] = buf.getvalue()
+        return len(self.files[f"snapshots/{filename}"])
+
+    def write_text(self, filename: str, text: str) -> None:
+        self.files[filename] = text.encode()
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def collected(self) -> CollectedRun:
+        """The run as plain data; the temporary directory's files are read and removed."""
+        for path in sorted(p for p in self.dir.rglob("*") if p.is_file()):
+            self.files[path.relative_to(self.dir).as_posix()] = path.read_bytes()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return CollectedRun(self.record, self.config, self.history, self.files)
+
+
+@dataclass
+class CollectedRun:
+    """One finished run as plain data: what a Dask worker sends back to the client."""
+
+    record: dict[str, Any]
+    config: dict[str, Any]
+    history: list[dict[str, Any]]
+    files: dict[str, bytes]
+
+
+def write_collected(store: Store, run: CollectedRun) -> dict[str, Any]:
+    """Write a run trained elsewhere into ``store``; returns its record, now with its id.
+
+    run.json says ``running`` until every file is in place, as for a run trained here.
+    """
+    record = run.record
+    status = record["status"]
+    record["status"] = "running"
+    writer = RunWriter(store, record, run.config)
+    for row in run.history:
+        writer.append_history(row)
+    for name, contents in run.files.items():
+        (writer.dir / name).parent.mkdir(parents=True, exist_ok=True)
+        jsonio.atomic_write_bytes(writer.dir / name, contents)
+    writer.close()
+    record["status"] = status
+    writer.save()
+    return record
+
+
+_TRAIN_LOCK = threading.Lock()
+_PREPARED = False
+
+
+def _dask_train(
+    spec: RunSpec,
+    dataset: data.Dataset,
+    batch: str,
+    source: dict[str, Any],
+    workers_per_host: dict[str, int],
+    topic: str,
+) -> CollectedRun:
+    """A Dask task: train one run in memory and return it; progress goes out as worker events."""
+    worker = _dask_prepare(workers_per_host)
+    # Keras' session and random seeds are per process: one run at a time in a worker process.
+    with _TRAIN_LOCK:
+        from weightlab.training import runner
+
+        writers: list[MemoryWriter] = []
+
+        def make_writer(store: Any, record: dict[str, Any], config: dict[str, Any]) -> Any:
+            writers.append(MemoryWriter(store, record, config))
+            return writers[-1]
+
+        def forward(event: Event) -> None:
+            if event["type"] in ("run_start", "epoch"):
+                worker.log_event(topic, _slim(event))
+
+        runner.train_run(
+            spec, dataset, None, batch, source=source, on_event=forward, make_writer=make_writer
+        )
+        return writers[0].collected()
+
+
+def _dask_warm(workers_per_host: dict[str, int]) -> None:
+    """A Dask task: load TensorFlow on a worker before its first run arrives."""
+    _dask_prepare(workers_per_host)
+
+
+def _dask_prepare(workers_per_host: dict[str, int]) -> Any:
+    """Import TensorFlow once per worker, its thread pools sized to this host's share of cores."""
+    global _PREPARED
+    from distributed import get_worker
+
+    worker = get_worker()
+    with _TRAIN_LOCK:
+        if not _PREPARED:
+            from weightlab.training.threads import limit_threads, private_python_random
+
+            host = urlsplit(worker.address).hostname or ""
+            limit_threads(max(1, cores() // workers_per_host.get(host, 1)))
+            private_python_random()  # the worker's event loop shares the process
+            _PREPARED = True
+    return worker
+
+
+def _dask_check(experiment: Experiment, workers_per_host: dict[str, int]) -> list[Problem]:
+    """A Dask task: resolve every Keras name where the runs will train."""
+    _dask_prepare(workers_per_host)
+    from weightlab.training import runner
+
+    try:
+        runner.check_keras(experiment)
+    except ConfigError as e:
+        return e.problems
+    return []
+
+
+@contextmanager
+def _dask_client(scheduler: str | None, jobs: int) -> Iterator[Any]:
+    """A client of the scheduler at ``scheduler``, or of a new LocalCluster of ``jobs`` workers."""
+    try:
+        import dask
+        import distributed
+    except ImportError:
+        raise WeightlabError(DASK_MISSING) from None
+    if scheduler:
+        try:
+            client = distributed.Client(scheduler)  # distributed.comm.timeouts.connect
+        except (OSError, TimeoutError, ValueError) as e:
+            raise UsageError(
+                f"--scheduler {scheduler}: no Dask scheduler answers there ({e}); "
+                "start one with `dask scheduler` and give the address it prints"
+            ) from None
+        with client:
+            try:
+                client.wait_for_workers(1, timeout=60)
+            except (TimeoutError, distributed.TimeoutError):
+                raise UsageError(
+                    f"the Dask scheduler at {scheduler} has no workers; start one with "
+                    f"`dask worker {scheduler} --nthreads 1`"
+                ) from None
+            yield client
+        return
+    # A crash of a run should fail that run, not be retried on the next worker until all died.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(
+            n_workers=jobs,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+    with cluster, distributed.Client(cluster) as client:
+        client.register_plugin(_exit_fast_plugin(distributed))
+        yield client
+
+
+def _exit_fast_plugin(distributed: Any) -> Any:
+    """A plugin for our own LocalCluster's workers: leave at once when the cluster closes.
+
+    A worker process that has loaded TensorFlow takes seconds to exit (its teardown), and the
+    nanny waits for it before killing it; the results are all back by then.
+    """
+
+    class ExitFast(distributed.WorkerPlugin):
+        name = "weightlab-exit-fast"
+
+        def teardown(self, worker: Any) -> None:
+            os._exit(0)
+
+    return ExitFast()
+
+
+def _run_on_dask(sweep: _Sweep, client: Any) -> None:
+    workers = client.scheduler_info()["workers"]
+    sweep.workers = len(workers)
+    per_host = dict(Counter(urlsplit(addr).hostname or "" for addr in workers))
+    # Every worker loads TensorFlow now, in parallel, rather than when its first run arrives.
+    warming = [
+        client.submit(_dask_warm, per_host, workers=[addr], allow_other_workers=True, pure=False)
+        for addr in workers
+    ]
+    problems = client.submit(_dask_check, sweep.experiment, per_host, pure=False).result()
+    if problems:
+        raise ConfigError(problems)
+    sweep.checked = True
+    sweep.announce()
+    inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+    topic = f"weightlab-{sweep.batch}"
+    client.subscribe_topic(topic, lambda event: inbox.put(("event", event[1])))
+    data_futures = {k: client.scatter(d) for k, d in sweep.datasets.items()}
+    futures: dict[int, Any] = {}
+    while (spec := sweep.next_spec()) is not None:
+        args = (data_futures[data_key(spec)], sweep.batch, sweep.source, per_host, topic)
+        future = client.submit(
+            _dask_train, spec, *args, key=f"weightlab-{sweep.batch}-{spec.index}", pure=False
+        )
+        future.add_done_callback(lambda f, i=spec.index: inbox.put(("done", (i, f))))
+        futures[spec.index] = future
+    started: set[int] = set()
+    try:
+        while futures:
+            kind, payload = inbox.get()
+            if kind == "event":
+                if payload["run"]["index"] in sweep.records:
+                    continue  # events travel apart from results: never report a run after its end
+                started.add(payload["run"]["index"])
+                sweep.emit(payload)
+            elif payload[0] in futures:
+                index, future = payload
+                del futures[index]
+                _dask_finished(sweep, sweep.experiment.runs[index], future)
+                if sweep.stopping:  # --fail-fast: what has not started never will
+                    unstarted = [i for i in futures if i not in started]
+                    client.cancel([futures.pop(i) for i in unstarted])
+    finally:
+        client.unsubscribe_topic(topic)
+        client.cancel(list(futures.values()) + warming)
+
+
+def _dask_finished(sweep: _Sweep, spec: RunSpec, future: Any) -> None:
+    try:
+        run: CollectedRun = future.result()
+    except Exception as e:  # the task itself failed: its worker died, or the run could not travel
+        detail = "".join(traceback.format_exception(e))
+        sweep.crashed(spec, None, f"{type(e).__name__}: {e}"[:300], detail)
+        return
+    sweep.finished(write_collected(sweep.store, run))
