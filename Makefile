@@ -42,3 +42,4 @@ bench: venv
 	$(BIN)/python benchmarks/bench_listing.py
 	$(BIN)/python benchmarks/bench_sweeps.py
 	$(BIN)/python benchmarks/bench_compare.py
+	$(BIN)/python benchmarks/bench_smoke.py

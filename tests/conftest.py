@@ -172,3 +172,17 @@ def store(store_dir):
     from weightlab.store import Store
 
     return Store(store_dir)
+
+
+@pytest.fixture
+def no_tensorflow(tmp_path) -> dict[str, str]:
+    """An environment whose PYTHONPATH starts with tensorflow/keras packages that refuse import."""
+    fake = tmp_path / "fake"
+    for name in ("tensorflow", "keras"):
+        (fake / name).mkdir(parents=True)
+        (fake / name / "__init__.py").write_text(
+            f"raise ImportError('{name} must not be imported by this command')\n"
+        )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(fake), str(REPO)])
+    return env

@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import test_cli
 from click.testing import CliRunner
 from conftest import write_run
 
@@ -16,8 +15,6 @@ import weightlab
 from weightlab import render
 from weightlab.cli import cli
 from weightlab.errors import RunNotFound, UsageError
-
-no_tensorflow = test_cli.no_tensorflow  # the fixture: tensorflow and keras refuse import
 
 
 @pytest.fixture

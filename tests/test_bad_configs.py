@@ -50,7 +50,7 @@ BAD = [
         "unknown top key",
         "model:\n  layers: [{units: 1}]\ntrian: {}\n",
         [],
-        "{cfg}:3: trian: unknown key; did you mean 'train'? (expected one of: name, description, seed, seeds, matrix, data, model, train, snapshots)",
+        "{cfg}:3: trian: unknown key; did you mean 'train'? (expected one of: name, description, seed, seeds, matrix, expect, data, model, train, snapshots)",
     ),
     (
         "unknown train key",

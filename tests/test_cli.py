@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import CONFIGS, REPO, write_run
+from conftest import CONFIGS, write_run
 
 from weightlab import render
 from weightlab.cli import cli
 
-COMMANDS = [
-    "run",
-    "validate",
-    "ls",
-    "show",
-    "compare",
-    "explain",
-    "plot",
-    "export",
-    "reindex",
-    "check",
-    "resume",
-]
+COMMANDS = ["run", "validate", "ls", "show", "compare", "explain", "plot", "export", "reindex"]
+COMMANDS += ["init", "configs", "schema", "check", "resume"]
 
 
 def invoke(*args: str):
@@ -142,20 +130,6 @@ def test_reindex(store):
 # ---- the rule that matters most: reading never imports TensorFlow --------------------------------
 
 
-@pytest.fixture
-def no_tensorflow(tmp_path) -> dict[str, str]:
-    """An environment whose PYTHONPATH starts with tensorflow/keras packages that refuse import."""
-    fake = tmp_path / "fake"
-    for name in ("tensorflow", "keras"):
-        (fake / name).mkdir(parents=True)
-        (fake / name / "__init__.py").write_text(
-            f"raise ImportError('{name} must not be imported by this command')\n"
-        )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(fake), str(REPO)])
-    return env
-
-
 @pytest.mark.parametrize(
     "args",
     [
@@ -181,6 +155,9 @@ def no_tensorflow(tmp_path) -> dict[str, str]:
         ["plot", "--what", "distance", "-o", "{tmp}/d.png"],
         ["export", "--to", "csv", "{tmp}/csv"],
         ["export", "--to", "tensorboard", "{tmp}/tb"],
+        ["configs"],
+        ["configs", "depth"],
+        ["schema"],
     ],
 )
 def test_read_commands_never_import_tensorflow(args, no_tensorflow, store, tmp_path):

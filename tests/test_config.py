@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
 
 MIN = "model: {layers: [1]}\n"  # the smallest valid config: one Dense unit, everything else default
-TOP_KEYS = "name, description, seed, seeds, matrix, data, model, train, snapshots"
+TOP_KEYS = "name, description, seed, seeds, matrix, expect, data, model, train, snapshots"
 LINEAR_KEYS = (
     "kind, validation_split, standardize, seed, samples, features, offset, noise, "
     "weights, input_offset"

@@ -9,13 +9,10 @@ import sys
 import textwrap
 
 import pytest
-import test_cli
 from click.testing import CliRunner
 from conftest import write_run
 
 from weightlab.cli import cli
-
-no_tensorflow = test_cli.no_tensorflow  # the fixture: tensorflow and keras refuse import
 
 
 def invoke(*args: str):

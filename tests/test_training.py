@@ -19,6 +19,11 @@ from weightlab.store import Store
 pytestmark = pytest.mark.keras
 
 TINY = ["data.samples=64", "train.epochs=3", "train.batch_size=16"]
+# The four initializers these tests need (the gallery test checks all of configs/initializers.yaml).
+FOUR_INITS = (
+    "matrix={model.kernel_initializer: [glorot_uniform, he_normal, zeros, "
+    "{name: random_normal, stddev: 20.0}]}"
+)
 
 
 def train(config, *overrides, store):
@@ -156,7 +161,7 @@ def test_layer_names_do_not_drift():
 
 def test_divergence_is_recorded_not_raised(tmp_path):
     store = Store(tmp_path / "s")
-    records = train(CONFIGS / "initializers.yaml", store=store)
+    records = train(CONFIGS / "initializers.yaml", FOUR_INITS, store=store)
     by_init = {str(r["cell"]["model.kernel_initializer"]): r for r in records}
     huge = by_init["{'name': 'random_normal', 'stddev': 20.0}"]
     assert huge["status"] == "diverged" and huge["diverged_at_epoch"] == 1
@@ -284,7 +289,16 @@ def test_run_keras_name_error_writes_nothing(store_dir):
 
 def test_cli_run_exit_codes_and_json(store_dir, tmp_path, write_config):
     result = CliRunner().invoke(
-        cli, ["run", str(CONFIGS / "initializers.yaml"), *TINY, "--quiet", "--format", "json"]
+        cli,
+        [
+            "run",
+            str(CONFIGS / "initializers.yaml"),
+            *TINY,
+            FOUR_INITS,
+            "--quiet",
+            "--format",
+            "json",
+        ],
     )
     assert result.exit_code == 0, result.output  # a diverged run is a finding, not a failure
     records = json.loads(result.stdout)

@@ -10,7 +10,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from weightlab import __version__, analysis, lifecycle, render
+from weightlab import __version__, analysis, gallery, lifecycle, render
+from weightlab import expect as expectations
 from weightlab.config import load_experiment
 from weightlab.errors import WeightlabError
 from weightlab.store import ENV_VAR, Store
@@ -57,6 +58,18 @@ def store_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+def complete_runs(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of run selectors: ``latest``, run ids, batch ids, experiment names."""
+    try:
+        records = Store.open(ctx.params.get("store_path")).runs()
+    except (WeightlabError, OSError):
+        return []
+    words = ["latest"]
+    for r in records:
+        words += [w for w in (r["id"], r["batch"], r["experiment"]) if w not in words]
+    return [w for w in words if w.startswith(incomplete)]
+
+
 def format_option(f: Callable[..., Any], choices: list[str] = FORMATS) -> Callable[..., Any]:
     return click.option(
         "--format",
@@ -79,7 +92,14 @@ def _selected(store: Store, selectors: tuple[str, ...]) -> list[dict[str, Any]]:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="weightlab")
 def cli() -> None:
-    """See what weights and biases do: train Keras models from YAML and compare their weights."""
+    """See what weights and biases do: train Keras models from YAML and compare their weights.
+
+    \b
+    Examples:
+      weightlab init && weightlab run weightlab.yaml
+      weightlab run configs/bias-vs-no-bias.yaml && weightlab compare
+      weightlab configs
+    """
 
 
 @cli.command()
@@ -117,7 +137,20 @@ def cli() -> None:
 @click.option("--fail-fast", is_flag=True, help="Start no more runs after the first failure.")
 @store_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
-@format_option
+@click.option(
+    "--smoke",
+    is_flag=True,
+    help=f"CI check: cut every run to {expectations.SMOKE_EPOCHS} epochs and at most "
+    f"{expectations.SMOKE_SAMPLES} samples.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "md"]),
+    default="table",
+    show_default=True,
+    help="Output format; md is a Markdown summary for $GITHUB_STEP_SUMMARY.",
+)
 def run(
     config: str,
     overrides: tuple[str, ...],
@@ -130,14 +163,24 @@ def run(
     fail_fast: bool,
     store_path: str | None,
     quiet: bool,
+    smoke: bool,
     fmt: str,
 ) -> None:
     """Train every run of CONFIG (matrix × seeds) and snapshot its weights.
 
     KEY=VALUE pairs override the config, e.g. train.epochs=5 model.use_bias=false.
-    Exits 0 when every run completed or diverged, 1 when any failed, 2 on a config error.
+    Exits 0 when every run completed or diverged, 1 when any failed or an `expect:` of the
+    config is unmet, 2 on a config error.
+
+    \b
+    Examples:
+      weightlab run configs/bias-vs-no-bias.yaml
+      weightlab run configs/initializers.yaml train.epochs=5 --seeds 0-2 --jobs 2
+      weightlab run configs/learning-rate.yaml --smoke --format md >> "$GITHUB_STEP_SUMMARY"
     """
     experiment = load_experiment(config, overrides, matrix=matrix, seeds=seeds)
+    if smoke:
+        expectations.smoke(experiment)
     from weightlab import executors  # no TensorFlow: the workers import it
 
     if dry_run:
@@ -165,19 +208,42 @@ def run(
             on_event=progress.on_event,
         )
     records = result.records
-    if fmt == "json":
-        click.echo(render.as_json(records))
-    else:
-        selected = store.select([result.batch]) if records else []
-        console = _out()
-        title = f"{experiment.name}: {experiment.describe()}"
-        if selected:  # the same summary as `weightlab compare BATCH`
-            summary = analysis.compare(store, selected)
-            console.print(render.compare_table(summary, width=console.width, title=title))
+    report = expectations.check(experiment.expect, records) if experiment.expect else None
+    title = f"{experiment.name}: {experiment.describe()}"
+    _print_run_summary(title, result.batch, records, report, store, fmt)
     if result.cancelled and not quiet:
         err.print(f"{result.cancelled} run(s) not started (--fail-fast)")
-    if any(r["status"] == "failed" for r in records):
+    if any(r["status"] == "failed" for r in records) or (report and not report["met"]):
         sys.exit(1)
+
+
+def _print_run_summary(
+    title: str,
+    batch: str,
+    records: list[dict[str, Any]],
+    report: dict[str, Any] | None,
+    store: Store,
+    fmt: str,
+) -> None:
+    if fmt == "json":
+        if report is not None:  # each record says which of the config's expectations it missed
+            records = [
+                {**r, "expect": [u for u in report["unmet"] if u["run"] == r["id"]]}
+                for r in records
+            ]
+        click.echo(render.as_json(records))
+        return
+    selected = store.select([batch]) if records else []
+    if not selected:
+        return
+    summary = analysis.compare(store, selected)  # the same summary as `weightlab compare BATCH`
+    if fmt == "md":
+        click.echo(render.markdown_summary(summary, title, report), nl=False)
+        return
+    console = _out()
+    console.print(render.compare_table(summary, width=console.width, title=title))
+    if report is not None:
+        console.print(render.expectations(report))
 
 
 @cli.command()
@@ -190,7 +256,13 @@ def run(
     help="Also resolve every Keras name (imports TensorFlow, a few seconds).",
 )
 def validate(config: str, overrides: tuple[str, ...], with_keras: bool) -> None:
-    """Check CONFIG without training: structure, types, ranges, files (and Keras names)."""
+    """Check CONFIG without training: structure, types, ranges, files (and Keras names).
+
+    \b
+    Examples:
+      weightlab validate configs/depth.yaml
+      weightlab validate --keras configs/depth.yaml model.kernel_initializer=he_uniform
+    """
     experiment = load_experiment(config, overrides)
     if with_keras:
         from weightlab.training.runner import check_keras, load_datasets
@@ -201,11 +273,17 @@ def validate(config: str, overrides: tuple[str, ...], with_keras: bool) -> None:
 
 
 @cli.command(name="ls")
-@click.argument("selectors", nargs=-1)
+@click.argument("selectors", nargs=-1, shell_complete=complete_runs)
 @store_option
 @format_option
 def ls_(selectors: tuple[str, ...], store_path: str | None, fmt: str) -> None:
-    """List runs, newest first (all, or those matching SELECTORS)."""
+    """List runs, newest first (all, or those matching SELECTORS).
+
+    \b
+    Examples:
+      weightlab ls
+      weightlab ls initializers --format json
+    """
     store = Store.open(store_path)
     records = store.select(selectors)
     if fmt == "json":
@@ -216,7 +294,7 @@ def ls_(selectors: tuple[str, ...], store_path: str | None, fmt: str) -> None:
 
 
 @cli.command()
-@click.argument("run_selector", metavar="RUN")
+@click.argument("run_selector", metavar="RUN", shell_complete=complete_runs)
 @click.option(
     "--every",
     type=click.IntRange(min=1),
@@ -227,7 +305,13 @@ def ls_(selectors: tuple[str, ...], store_path: str | None, fmt: str) -> None:
 @store_option
 @format_option
 def show(run_selector: str, every: int, store_path: str | None, fmt: str) -> None:
-    """Show one run epoch by epoch: metrics, kernel and bias norms, movement of the weights."""
+    """Show one run epoch by epoch: metrics, kernel and bias norms, movement of the weights.
+
+    \b
+    Examples:
+      weightlab show latest
+      weightlab show 261129-0843 --every 10
+    """
     store = Store.open(store_path)
     record = store.get(run_selector)
     history = store.history(record["id"])
@@ -240,7 +324,7 @@ def show(run_selector: str, every: int, store_path: str | None, fmt: str) -> Non
 
 
 @cli.command(name="compare")
-@click.argument("selectors", nargs=-1)
+@click.argument("selectors", nargs=-1, shell_complete=complete_runs)
 @click.option("--by", metavar="KEY", help="Pair runs identical except KEY (and the same seed).")
 @click.option(
     "--where",
@@ -280,7 +364,14 @@ def compare_(
     store_path: str | None,
     fmt: str,
 ) -> None:
-    """Compare runs (default: the latest `weightlab run`): side by side, in pairs, across seeds."""
+    """Compare runs (default: the latest `weightlab run`): side by side, in pairs, across seeds.
+
+    \b
+    Examples:
+      weightlab compare
+      weightlab compare bias-vs-no-bias --by model.use_bias --per-epoch --every 10
+      weightlab compare initializers --where train.epochs=30 --sort-by loss --format md
+    """
     store = Store.open(store_path)
     records = store.verified(store.select(selectors, default="latest-batch"))
     if not records:
@@ -431,7 +522,12 @@ def export_(
 @cli.command()
 @store_option
 def reindex(store_path: str | None) -> None:
-    """Rebuild the index from the run directories (the directories are the truth)."""
+    """Rebuild the index from the run directories (the directories are the truth).
+
+    \b
+    Example:
+      weightlab reindex --store ./weightlab-runs
+    """
     store = Store.open(store_path)
     start = time.perf_counter()
     n = store.reindex()
@@ -451,6 +547,11 @@ def resume(run_selector: str, store_path: str | None, quiet: bool, fmt: str) -> 
 
     Refuses a run whose config or data changed since it started; the result is the same as a
     run that was never stopped. Exits like `run`.
+
+    \b
+    Examples:
+      weightlab resume latest
+      weightlab resume 261129-084421-5f3a --quiet --format json
     """
     from weightlab.resume import prepare
 
@@ -491,6 +592,11 @@ def check_(repair: bool, store_path: str | None, fmt: str) -> None:
     """Read every run's files and compare the index with the run directories.
 
     Exits 0 when nothing is damaged (crashed runs are only noted), 1 otherwise. Never deletes.
+
+    \b
+    Examples:
+      weightlab check
+      weightlab check --repair --format json
     """
     from weightlab.check import check
 
@@ -501,6 +607,56 @@ def check_(repair: bool, store_path: str | None, fmt: str) -> None:
         _out().print(render.check_report(report))
     if report["problems"]:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("path", default="weightlab.yaml", required=False, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+def init(path: str, force: bool) -> None:
+    """Write a commented starter config to PATH [default: weightlab.yaml].
+
+    \b
+    Examples:
+      weightlab init
+      weightlab init experiments/first.yaml && weightlab run experiments/first.yaml
+    """
+    gallery.write_starter(path, force=force)
+    _out().print(render.initialized(path))
+
+
+@cli.command()
+@click.argument("name", required=False)
+@format_option
+def configs(name: str | None, fmt: str) -> None:
+    """List the example configs (the gallery), or print the one called NAME.
+
+    \b
+    Examples:
+      weightlab configs
+      weightlab configs depth > my-depth.yaml
+    """
+    if name:
+        click.echo(gallery.text(name), nl=False)
+        return
+    found = gallery.entries()
+    if fmt == "json":
+        click.echo(render.as_json(found))
+    else:
+        console = _out()
+        console.print(render.gallery(found, console.width))
+
+
+@cli.command(name="schema")
+def schema_() -> None:
+    """Print the JSON Schema of a config file, for editors (the YAML language server).
+
+    \b
+    Example:
+      weightlab schema > weightlab.schema.json
+    """
+    from weightlab import schema
+
+    click.echo(render.as_json(schema.build()))
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
+from weightlab import expect as expectations
 from weightlab import yamlio
 from weightlab.errors import ConfigError, Problem
 from weightlab.yamlio import Path, dotted
@@ -67,8 +68,32 @@ def _got(value: Any) -> str:
 
 # ---- checkers: value -> normalised value, or raise Invalid ---------------------------------------
 
+# The JSON Schema of each checker (weightlab.schema builds the config's schema from these).
+JSON_SCHEMA: dict[Callable[[Any], Any], dict[str, Any]] = {}
+Check = Callable[[Any], Any]
+
+
+def described(schema: dict[str, Any]) -> Callable[[Check], Check]:
+    """Register the JSON Schema fragment of a checker (a decorator)."""
+
+    def register(check: Check) -> Check:
+        JSON_SCHEMA[check] = schema
+        return check
+
+    return register
+
+
+def _bounds(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if lo is not None:
+        out["exclusiveMinimum" if lo_open else "minimum"] = lo
+    if hi is not None:
+        out["exclusiveMaximum" if hi_open else "maximum"] = hi
+    return out
+
 
 def integer(lo: int | None = None, hi: int | None = None) -> Callable[[Any], int]:
+    @described({"type": "integer", **_bounds(lo, hi, False, False)})
     def check(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
             raise Invalid(f"expected an integer{_range(lo, hi)}; {_got(v)}")
@@ -86,6 +111,7 @@ def number(
     lo_open: bool = False,
     hi_open: bool = False,
 ) -> Callable[[Any], float]:
+    @described({"type": "number", **_bounds(lo, hi, lo_open, hi_open)})
     def check(v: Any) -> float:
         rng = _range(lo, hi, lo_open, hi_open)
         if isinstance(v, bool) or not isinstance(v, int | float):
@@ -112,12 +138,14 @@ def _range(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: b
     return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
 
 
+@described({"type": "boolean"})
 def boolean(v: Any) -> bool:
     if not isinstance(v, bool):
         raise Invalid(f"expected true or false; {_got(v)}")
     return v
 
 
+@described({"type": "string", "minLength": 1})
 def string(v: Any) -> str:
     if not isinstance(v, str) or not v:
         raise Invalid(f"expected a non-empty string; {_got(v)}")
@@ -125,6 +153,7 @@ def string(v: Any) -> str:
 
 
 def choice(*options: str) -> Callable[[Any], str]:
+    @described({"enum": list(options)})
     def check(v: Any) -> str:
         if v not in options:
             opts = " | ".join(options)
@@ -135,6 +164,7 @@ def choice(*options: str) -> Callable[[Any], str]:
     return check
 
 
+@described({"type": "string", "pattern": _NAME_RE.pattern})
 def name(v: Any) -> str:
     v = string(v)
     if not _NAME_RE.match(v):
@@ -143,6 +173,7 @@ def name(v: Any) -> str:
 
 
 def optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    @described({"anyOf": [JSON_SCHEMA.get(check, {}), {"type": "null"}]})
     def opt(v: Any) -> Any:
         return None if v is None else check(v)
 
@@ -150,6 +181,10 @@ def optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def list_of(check: Callable[[Any], Any], min_len: int = 0) -> Callable[[Any], list[Any]]:
+    items = {"items": JSON_SCHEMA[check]} if check in JSON_SCHEMA else {}
+    schema = {"type": "array", **items, **({"minItems": min_len} if min_len else {})}
+
+    @described(schema)
     def check_list(v: Any) -> list[Any]:
         if not isinstance(v, list):
             raise Invalid(f"expected a list; {_got(v)}")
@@ -168,7 +203,23 @@ def list_of(check: Callable[[Any], Any], min_len: int = 0) -> Callable[[Any], li
 
 def keras_ref(kind: str) -> Callable[[Any], Any]:
     """A Keras object: a name, ``{name: ..., **kwargs}`` or ``{class_name: ..., config: {...}}``."""
+    text = {"type": "string", "minLength": 1}
+    schema = {
+        "anyOf": [
+            {**text, "examples": [_EXAMPLES[kind]]},
+            {"type": "object", "required": ["name"], "properties": {"name": text}},
+            {
+                "type": "object",
+                "required": ["class_name"],
+                "properties": {"class_name": text, "config": {"type": "object"}},
+                "additionalProperties": False,
+                "patternProperties": {"^(module|registered_name)$": {}},
+            },
+        ],
+        "description": f"a Keras {kind}: a name, {{name, ...arguments}} or {{class_name, config}}",
+    }
 
+    @described(schema)
     def check(v: Any) -> Any:
         if isinstance(v, str) and v:
             return v
@@ -229,6 +280,7 @@ _EXAMPLES = {
 }
 
 
+@described({"anyOf": [{"enum": ["epoch", "never"]}, {"type": "integer", "minimum": 1}]})
 def snapshot_every(v: Any) -> str | int:
     if v in ("epoch", "never"):
         return str(v)
@@ -377,6 +429,7 @@ TOP = {
     "seed": F(integer(0), None, "seed of the run (default 0)"),
     "seeds": F(list_of(integer(0), 1), None, "one run per seed; instead of seed"),
     "matrix": F(lambda v: v, None, "{dotted.key: [values]}: one run per combination"),
+    "expect": F(described(expectations.SCHEMA)(expectations.shape), None, expectations.DOC),
 }
 TOP_KEYS = [*TOP, *SECTIONS]
 
@@ -499,6 +552,8 @@ class Experiment:
     matrix: dict[str, list[Any]]
     seeds: list[int]
     overrides: list[str]
+    expect: list[expectations.Expectation] = field(default_factory=list)
+    smoke: bool = False
 
     def describe(self) -> str:
         """``"4 runs: 2 model.use_bias × 2 seeds"``."""
@@ -507,6 +562,9 @@ class Experiment:
             parts.append(f"{len(self.seeds)} seeds")
         n = len(self.runs)
         head = f"{n} run{'s' if n != 1 else ''}"
+        if self.smoke:
+            cut = f"≤ {expectations.SMOKE_EPOCHS} epochs, ≤ {expectations.SMOKE_SAMPLES} samples"
+            head += f" (smoke: {cut})"
         return f"{head}: {' × '.join(parts)}" if parts else head
 
 
@@ -728,6 +786,7 @@ def expand(
     if len(set(seeds)) != len(seeds):
         col.add(("seeds",), f"seeds must be distinct; got {seeds}")
     matrix = _check_matrix(raw.get("matrix"), col)
+    expect = expectations.parse(top["expect"], col.add)
     if col.problems:
         raise ConfigError(col.problems)
 
@@ -765,7 +824,7 @@ def expand(
     if problems:
         raise ConfigError(problems)
     return Experiment(
-        top["name"] or default_name, locate.source, runs, matrix, seeds, overrides or []
+        top["name"] or default_name, locate.source, runs, matrix, seeds, overrides or [], expect
     )
 
 

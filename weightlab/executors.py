@@ -165,7 +165,12 @@ class _Sweep:
 
     def __post_init__(self) -> None:
         self.pending: deque[RunSpec] = deque(self.experiment.runs)
-        self.source = {"config": self.experiment.source, "overrides": self.experiment.overrides}
+        self.source: dict[str, Any] = {
+            "config": self.experiment.source,
+            "overrides": self.experiment.overrides,
+        }
+        if self.experiment.smoke:
+            self.source["smoke"] = True  # the runs' config.yaml hold the cut epochs and samples
 
     def announce(self) -> None:
         self.emit(

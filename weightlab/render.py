@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rich import box
 from rich.cells import cell_len, set_cell_size
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.segment import Segment
@@ -471,6 +472,98 @@ def validated(path: str, describe: str, keras_checked: bool) -> Text:
     return text
 
 
+# ---- run: expectations and the Markdown summary (CI) ---------------------------------------------
+
+
+def _unmet_line(u: dict[str, Any]) -> str:
+    where = f"run {u['run']}" + (f" ({cell_text(u['cell'])})" if u["cell"] else "")
+    return f"{where}: {u['key']} = {u['actual']}, expected {u['expected']}"
+
+
+def expectations(report: dict[str, Any]) -> Text:
+    """``✓ expect: ...`` or ``✗ expect: N unmet`` and one line per unmet expectation."""
+    n, runs = len(report["expectations"]), report["runs"]
+    if report["met"]:
+        text = Text("✓ ", style="green")
+        text.append(
+            f"expect: {n} condition{'s' if n != 1 else ''} met by every run ({runs}): "
+            + "; ".join(report["expectations"])
+        )
+        return text
+    text = Text("✗ ", style="bold red")
+    k = len(report["unmet"])
+    text.append(
+        f"expect: {k} unmet (of {n} condition{'s' if n != 1 else ''} × "
+        f"{runs} run{'s' if runs != 1 else ''})"
+    )
+    for u in report["unmet"]:
+        text.append("\n  - " + _unmet_line(u))
+    return text
+
+
+def markdown_summary(result: dict[str, Any], title: str, report: dict[str, Any] | None) -> str:
+    """``run --format md``: the runs as ``compare --format md`` shows them, under a ✅/❌ heading,
+    then the findings and the unmet expectations (for ``$GITHUB_STEP_SUMMARY``)."""
+    ok = all(r["status"] in ("completed", "diverged") for r in result["runs"]) and (
+        report is None or report["met"]
+    )
+    lines = [f"### {'✅' if ok else '❌'} {title}", "", *markdown_table(runs_section(result))]
+    if result["findings"]:
+        lines += [f"- {f}" for f in result["findings"]] + [""]
+    if report is not None:
+        lines += _md_expectations(report)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _md_expectations(report: dict[str, Any]) -> list[str]:
+    if report["met"]:
+        conds = ", ".join(f"`{e}`" for e in report["expectations"])
+        return [f"**Expectations met** by every run ({report['runs']}): {conds}"]
+    unmet = report["unmet"]
+    section = Section(
+        "expect",
+        "",
+        [
+            Field("run", [u["run"] for u in unmet], "id"),
+            Field("setting", [cell_text(u["cell"]) for u in unmet], "text"),
+            Field("key", [u["key"] for u in unmet], "text"),
+            Field("expected", [u["expected"] for u in unmet], "text"),
+            Field("actual", [u["actual"] for u in unmet], "text"),
+        ],
+    )
+    return [f"**{len(unmet)} unmet expectation(s)**", "", *markdown_table(section)]
+
+
+# ---- init, configs -------------------------------------------------------------------------------
+
+
+def initialized(path: str) -> Text:
+    text = Text("✓ ", style="green")
+    text.append(f"wrote {path}; try: weightlab run {path}")
+    return text
+
+
+def gallery(entries: list[dict[str, Any]], width: int = 80) -> RenderableType:
+    """The example configs: name, runs and the first line of what each one shows."""
+    # A handful of rows whose text should wrap, not be cut: rich's own Table, in the same look.
+    table = Table(
+        title=f"{len(entries)} example configs (weightlab configs NAME prints one)",
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+        width=width,
+    )
+    table.add_column("config", no_wrap=True)
+    table.add_column("runs", no_wrap=True)
+    table.add_column("what it shows", ratio=1)
+    for e in entries:
+        table.add_row(e["path"], e["runs"].split(":")[0], e["summary"])
+    return table
+
+
 # ---- run --dry-run -------------------------------------------------------------------------------
 
 
@@ -818,17 +911,21 @@ def _md_cell(v: Any) -> str:
     return (num(v) if not isinstance(v, str) else v).replace("|", "\\|")
 
 
+def markdown_table(section: Section) -> list[str]:
+    """A section as the lines of a GitHub-flavoured Markdown table (and its legend)."""
+    fields = _shown(section, "data")
+    lines = ["| " + " | ".join(_md_cell(f.header) for f in fields) + " |"]
+    lines.append("|" + "|".join("---:" if f.kind == "num" else "---" for f in fields) + "|")
+    for i in range(len(fields[0].values)):
+        lines.append("| " + " | ".join(_md_cell(f.values[i]) for f in fields) + " |")
+    return lines + [""] + ([f"_{section.legend}_", ""] if section.legend else [])
+
+
 def compare_markdown(result: dict[str, Any]) -> str:
     """GitHub-flavoured Markdown (for ``$GITHUB_STEP_SUMMARY``): one table per section."""
     lines: list[str] = []
     for s in [runs_section(result), *compare_sections(result)]:
-        fields = _shown(s, "data")
-        lines += [f"### {s.title}", ""]
-        lines.append("| " + " | ".join(_md_cell(f.header) for f in fields) + " |")
-        lines.append("|" + "|".join("---:" if f.kind == "num" else "---" for f in fields) + "|")
-        for i in range(len(fields[0].values)):
-            lines.append("| " + " | ".join(_md_cell(f.values[i]) for f in fields) + " |")
-        lines += [""] + ([f"_{s.legend}_", ""] if s.legend else [])
+        lines += [f"### {s.title}", "", *markdown_table(s)]
     lines += [f"- {f}" for f in result["findings"]]
     return "\n".join(lines).rstrip() + "\n"
 

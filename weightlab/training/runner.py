@@ -347,7 +347,9 @@ def run_experiment(
     check_keras(experiment)
     datasets = load_datasets(experiment)
     batch = new_id()
-    source = {"config": experiment.source, "overrides": experiment.overrides}
+    source: dict[str, Any] = {"config": experiment.source, "overrides": experiment.overrides}
+    if experiment.smoke:
+        source["smoke"] = True  # the run's config.yaml holds the cut epochs and samples
     emit = on_event or (lambda event: None)
     emit(
         {
