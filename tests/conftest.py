@@ -132,6 +132,7 @@ def write_run(
     initial, previous = dict(arrays), None
     losses = losses or [1.0 / (e + 1) for e in range(epochs)]
     last = epochs if diverged_at is None else diverged_at
+    written = {"count": 0, "bytes": 0}
     for epoch in range(last + 1):
         if epoch:
             arrays = {
@@ -151,7 +152,8 @@ def write_run(
         }
         writer.append_history(row)
         if diverged_at is None or epoch < diverged_at:
-            writer.write_snapshot(snapshot_name(epoch), arrays)
+            written["bytes"] += writer.write_snapshot(snapshot_name(epoch), arrays)
+            written["count"] += 1
         previous = arrays
     writer.close()
     record.update(stats.summarize(store.history(writer.id)))
@@ -160,6 +162,7 @@ def write_run(
     record["diverged_at_epoch"] = diverged_at
     record["final"] = {"loss": losses[last - 1], "mae": losses[last - 1] ** 0.5}
     record["finished_at"] = now_iso()
+    record["snapshots"].update(written)
     writer.save()
     return record
 

@@ -15,7 +15,7 @@ from weightlab import render
 from weightlab.cli import cli
 
 COMMANDS = ["run", "validate", "ls", "show", "compare", "explain", "plot", "export", "reindex"]
-COMMANDS += ["init", "configs", "schema"]
+COMMANDS += ["init", "configs", "schema", "check", "resume"]
 
 
 def invoke(*args: str):
@@ -143,6 +143,8 @@ def test_reindex(store):
         ["compare", "--where", "use_bias=false", "--where", "status=completed", "--format", "md"],
         ["compare", "--sort-by=-loss", "--threshold", "0.5", "--all-keys"],
         ["reindex"],
+        ["check"],
+        ["check", "--repair", "--format", "json"],
         ["validate", str(CONFIGS / "bias-vs-no-bias.yaml")],
         ["validate", str(CONFIGS / "initializers.yaml")],
         ["explain", "latest"],
@@ -170,6 +172,25 @@ def test_read_commands_never_import_tensorflow(args, no_tensorflow, store, tmp_p
     )
     assert proc.returncode == 0, proc.stderr
     assert "must not be imported" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "status, message",
+    [
+        ("completed", "cannot be resumed: it completed all its epochs"),
+        ("interrupted", "cannot be resumed: it has no resume.npz"),
+    ],
+)
+def test_resume_refusals_do_not_import_tensorflow(no_tensorflow, store, status, message):
+    write_run(store, status=status)
+    proc = subprocess.run(
+        [sys.executable, "-m", "weightlab", "resume", "latest"],
+        env=no_tensorflow,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
 
 def test_fake_tensorflow_really_blocks(no_tensorflow):

@@ -159,12 +159,12 @@ def test_shuffled_runs_take_as_many_updates_per_epoch_as_plain_fit(write_config,
 @pytest.mark.keras
 @pytest.mark.parametrize(
     ("every", "steps_per_execution", "parts"),
-    [(1, 6, False), (2, 4, False), (3, 5, False), (1, 4, True)],
+    [(1, 6, False), (2, 3, False), (3, 2, False), (1, 3, True)],
 )
 def test_step_snapshots_equal_a_copy_after_every_batch(
     base, tmp_path, monkeypatch, every, steps_per_execution, parts
 ):
-    """Copies taken inside the compiled step, also when an execution spans an epoch's end, and
+    """Copies taken inside the compiled step, also with several executions per epoch, and
     when an epoch's copies outgrow the memory budget and are written in parts."""
     from weightlab.store import RunWriter, new_record
     from weightlab.training import snapshots
@@ -182,7 +182,8 @@ def test_step_snapshots_equal_a_copy_after_every_batch(
     new = new_record(epochs=3, snapshots_every=every, **fields)
     writer = RunWriter(out, new, store.config(record["id"]))
     snap = snapshot_callback(writer, every)
-    model.fit(feed(dataset, train, 0)[0], epochs=3, verbose=0, callbacks=[snap], shuffle=False)
+    fed = feed(dataset, {**train, "epochs": 3}, 0)[0]  # the 3 epochs back to back
+    model.fit(fed, epochs=3, steps_per_epoch=6, verbose=0, callbacks=[snap], shuffle=False)
     snap.close()
     steps, arrays = out.step_snapshots(writer.id)
     assert steps.tolist() == list(range(every, 19, every))
@@ -190,7 +191,7 @@ def test_step_snapshots_equal_a_copy_after_every_batch(
         assert_close({k: a[i] for k, a in arrays.items()}, copies[step - 1])
     files = sorted(p.name for p in (out.run_dir(writer.id) / "snapshots").glob("steps-*"))
     per_epoch = [f"steps-000{e}.npz" for e in (1, 2, 3)]
-    # 6 steps per epoch in calls of 4: the first 4 copies, then the other 2 as part 1.
+    # 6 steps per epoch in calls of 3: the first 3 copies, then the other 3 as part 1.
     assert files == sorted(per_epoch + [f"steps-000{e}.1.npz" for e in (1, 2, 3)] * parts)
 
 
@@ -260,7 +261,8 @@ def test_a_failed_write_fails_the_run_and_never_gets_ahead_of_history(
         (2**21, "epoch", 32),  # 2 M parameters x 32 = 2^26 multiply-adds a step: still 32
         (2**28, "epoch", 1),  # a step alone exceeds the budget: one step per call
         (2**21, 1, 8),  # the 64 MB buffer holds 8 copies of 8 MB
-        (2**21, 3, 24),  # ... which cover 24 steps when every third step is copied
+        (2**21, 3, 16),  # ... 24 steps when every third step is copied; 16 divides the 32
+        (22369621, "epoch", 2),  # 3 steps fit the budget; 2 is the largest that divides 32
     ],
 )
 def test_execution_plan_caps_steps_per_call(params, every, expected):

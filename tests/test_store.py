@@ -143,12 +143,15 @@ def test_index_heals_stale_running_rows_and_skips_deleted_runs(store):
     assert [(r["id"], r["status"]) for r in runs] == [(a["id"], "completed")]
 
 
-def test_damaged_run_is_skipped_not_fatal(store):
+def test_damaged_run_is_shown_corrupt_not_fatal(store):
     a = write_run(store)
     b = write_run(store, seed=1)
     (store.run_dir(b["id"]) / "run.json").write_text("{not json")
     store.index_path.unlink()
-    assert [r["id"] for r in store.select()] == [a["id"]]
+    runs = {r["id"]: r for r in store.select()}
+    assert runs[a["id"]]["status"] == "completed"
+    assert runs[b["id"]]["status"] == "corrupt"
+    assert runs[b["id"]]["error"].startswith("cannot read run.json: Expecting property name")
 
 
 def test_snapshot_round_trip_and_missing_epoch(store):

@@ -167,6 +167,10 @@ def test_divergence_is_recorded_not_raised(tmp_path):
     assert huge["status"] == "diverged" and huge["diverged_at_epoch"] == 1
     assert "non-finite" in huge["error"] or "loss is" in huge["error"]
     assert store.snapshot_epochs(huge["id"]) == [0], "snapshots before the blow-up are kept"
+    where = huge["divergence"]  # the epoch replayed batch by batch from the last finite state
+    assert where["epoch"] == 1 and where["batch"] >= 1 and where["step"] == where["batch"]
+    assert where["variable"] == "loss" or where["variable"] in store.snapshot(huge["id"], 0)
+    assert f"batch {where['batch']}" in huge["error"]
     history = store.history(huge["id"])
     assert np.isnan(history[1]["loss"]) or np.isinf(history[1]["loss"])
     for name in ("glorot_uniform", "he_normal", "zeros"):
@@ -363,3 +367,12 @@ def test_interrupt_marks_the_run_and_keeps_its_snapshots(tmp_path):
     assert store.snapshot_epochs(r["id"]) == [0, 1, 2]
     assert [row["epoch"] for row in store.history(r["id"])] == [0, 1, 2]
     assert store.select()[0]["status"] == "interrupted", "the index agrees"
+    # The hook interrupts inside epoch 2's recording, before its resume state is saved.
+    from weightlab.resume import prepare
+    from weightlab.training.runner import resume_run
+
+    resumed = resume_run(prepare(store, r["id"]), store)
+    assert resumed["status"] == "completed" and resumed["resumed"][0]["from_epoch"] == 1
+    assert [row["epoch"] for row in store.history(r["id"])] == [0, 1, 2, 3, 4, 5]
+    assert store.snapshot_epochs(r["id"]) == [0, 1, 2, 3, 4, 5]
+    assert resumed["batches_seen"] == 5 * 2  # 51 training rows in batches of 32, 5 epochs

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from weightlab.config import did_you_mean, short_value
-from weightlab.errors import UsageError
+from weightlab.errors import DamagedSnapshot, UsageError
 
 if TYPE_CHECKING:  # numpy is imported lazily: `ls` and the table of runs do not need it
     import numpy as np
@@ -41,6 +41,8 @@ def _inherited(key: str, configs: list[dict[str, Any]]) -> bool:
 
 
 def settings(record: dict[str, Any], keys: list[str]) -> dict[str, str]:
+    if record["status"] == "corrupt" and not record["config"]:
+        return {k: "?" for k in keys}
     return {k: short_value(record["config"].get(k)) for k in keys}
 
 
@@ -84,7 +86,8 @@ def side_by_side(records: list[dict[str, Any]], *, all_keys: bool = False) -> di
         records: run records as returned by ``Store.select`` (with flat ``config``).
         all_keys: show every config key, not only those that differ.
     """
-    configs = [r["config"] for r in records]
+    # A corrupt run has no readable config: it must not make every key look different.
+    configs = [r["config"] for r in records if r["status"] != "corrupt"] or [{}]
     if all_keys:
         keys = [k for k in dict.fromkeys(k for c in configs for k in c) if k not in _IGNORED]
     else:
@@ -95,6 +98,8 @@ def side_by_side(records: list[dict[str, Any]], *, all_keys: bool = False) -> di
 
 def _label(row: dict[str, Any]) -> str:
     """``use_bias=false`` from a row's differing settings, or its id when nothing differs."""
+    if row["status"] == "corrupt":
+        return str(row["id"])
     return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in row["settings"].items()) or row["id"]
 
 
@@ -110,8 +115,13 @@ def findings(rows: list[dict[str, Any]], ratio: bool = True) -> list[str]:
                 f"{_label(row)}: blew up (non-finite loss or weights) at epoch "
                 f"{row['diverged_at_epoch']}"
             )
-        elif row["status"] == "failed":
-            out.append(f"{_label(row)}: failed: {row['error']}")
+        elif row["status"] in ("failed", "corrupt"):
+            out.append(f"{_label(row)}: {row['status']}: {row['error']}")
+        elif row["status"] == "crashed":
+            out.append(
+                f"{_label(row)}: crashed after epoch {row['epochs']}; "
+                f"`weightlab resume {row['id']}` continues it"
+            )
     finite = [r for r in rows if r["status"] == "completed" and _finite(r["loss"])]
     if ratio and len(finite) >= 2:
         best = min(finite, key=lambda r: r["loss"])
@@ -555,8 +565,8 @@ class _Trajectories:
         # One epoch of each run in memory at a time, never a whole trajectory.
         try:
             return weight_distance(self.store.snapshot(a, epoch), self.store.snapshot(b, epoch))
-        except (OSError, ValueError, zipfile.BadZipFile) as e:  # a damaged file: say so, go on
-            why = str(e).split(". ")[0]
+        except (OSError, ValueError, zipfile.BadZipFile, DamagedSnapshot) as e:  # say so, go on
+            why = getattr(e, "reason", str(e)).split(". ")[0]
             self.notes.append(f"{a} / {b}: epoch {epoch} snapshot unreadable ({why}): no distance")
             return weight_distance({}, {})
 

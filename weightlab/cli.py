@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from weightlab import __version__, analysis, gallery, render
+from weightlab import __version__, analysis, gallery, lifecycle, render
 from weightlab import expect as expectations
 from weightlab.config import load_experiment
 from weightlab.errors import WeightlabError
@@ -42,9 +42,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except WeightlabError as e:
             raise _Failure(e) from None
-        except KeyboardInterrupt:
-            _err().print("[magenta]interrupted[/magenta]")
-            sys.exit(130)
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP while training
+            _err().print(f"[magenta]interrupted ({lifecycle.signal_name(e)})[/magenta]")
+            sys.exit(lifecycle.exit_code(e))
 
 
 def store_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -373,7 +373,7 @@ def compare_(
       weightlab compare initializers --where train.epochs=30 --sort-by loss --format md
     """
     store = Store.open(store_path)
-    records = store.select(selectors, default="latest-batch")
+    records = store.verified(store.select(selectors, default="latest-batch"))
     if not records:
         raise WeightlabError(f"no runs in {store.root} yet; start one with `weightlab run CONFIG`")
     result = analysis.compare(
@@ -535,6 +535,78 @@ def reindex(store_path: str | None) -> None:
         f"indexed {n} run{'s' if n != 1 else ''} in {store.root} "
         f"({time.perf_counter() - start:.2f} s)"
     )
+
+
+@cli.command()
+@click.argument("run_selector", metavar="RUN")
+@store_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@format_option
+def resume(run_selector: str, store_path: str | None, quiet: bool, fmt: str) -> None:
+    """Continue an interrupted or crashed run from its last completed epoch.
+
+    Refuses a run whose config or data changed since it started; the result is the same as a
+    run that was never stopped. Exits like `run`.
+
+    \b
+    Examples:
+      weightlab resume latest
+      weightlab resume 261129-084421-5f3a --quiet --format json
+    """
+    from weightlab.resume import prepare
+
+    store = Store.open(store_path)
+    plan = prepare(store, run_selector)
+    err = _err()
+    if plan.note:
+        err.print(f"[dim]{plan.note}[/dim]")
+    from weightlab.progress import RunProgress
+
+    with RunProgress(err, enabled=not quiet) as progress:
+        from weightlab.training.runner import resume_run  # the one TensorFlow import
+
+        progress.on_event(
+            {
+                "type": "batch_start",
+                "batch": plan.record["batch"],
+                "total": 1,
+                "describe": f"resuming {plan.run_id}",
+            }
+        )
+        record = resume_run(plan, store, on_event=progress.on_event)
+    if fmt == "json":
+        click.echo(render.as_json(record))
+    else:
+        console = _out()
+        result = analysis.side_by_side(store.select([record["id"]]))
+        console.print(render.comparison(result, width=console.width))
+    if record["status"] == "failed":
+        sys.exit(1)
+
+
+@cli.command(name="check")
+@click.option("--repair", is_flag=True, help="Rebuild the index from the run directories.")
+@store_option
+@format_option
+def check_(repair: bool, store_path: str | None, fmt: str) -> None:
+    """Read every run's files and compare the index with the run directories.
+
+    Exits 0 when nothing is damaged (crashed runs are only noted), 1 otherwise. Never deletes.
+
+    \b
+    Examples:
+      weightlab check
+      weightlab check --repair --format json
+    """
+    from weightlab.check import check
+
+    report = check(Store.open(store_path), repair=repair)
+    if fmt == "json":
+        click.echo(render.as_json(report))
+    else:
+        _out().print(render.check_report(report))
+    if report["problems"]:
+        sys.exit(1)
 
 
 @cli.command()

@@ -224,6 +224,7 @@ def keras_ref(kind: str) -> Callable[[Any], Any]:
         if isinstance(v, str) and v:
             return v
         if isinstance(v, dict):
+            _finite_arguments(v, kind)
             keys = set(v)
             if "class_name" in keys:
                 extra = keys - {"class_name", "config", "module", "registered_name"}
@@ -248,6 +249,15 @@ def keras_ref(kind: str) -> Callable[[Any], Any]:
         )
 
     return check
+
+
+def _finite_arguments(v: Any, kind: str, where: str = "") -> None:
+    """A NaN or infinite argument (``learning_rate: .nan``) would only show up as a NaN loss."""
+    if isinstance(v, float) and not math.isfinite(v):
+        raise Invalid(f"argument {where!r} of {_a(kind)} must be a finite number; got {v}")
+    items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+    for key, sub in items:
+        _finite_arguments(sub, kind, f"{where}.{key}" if where else str(key))
 
 
 def _a(kind: str) -> str:
@@ -291,7 +301,11 @@ class F:
     doc: str = ""
 
 
-_GENERATED = {"samples": F(integer(1), 1000, "number of samples to generate")}
+# Generated data lives in memory: bounds that keep a typo (an extra zero or ten) from asking for
+# terabytes.
+MAX_SAMPLES = 10_000_000
+MAX_FEATURES = 10_000
+_GENERATED = {"samples": F(integer(1, MAX_SAMPLES), 1000, "number of samples to generate")}
 _SUBSET = {"samples": F(optional(integer(1)), None, "use a random subset of this many rows")}
 
 DATA_COMMON = {
@@ -307,7 +321,7 @@ DATA_COMMON = {
 DATA_KIND_FIELDS: dict[str, dict[str, F]] = {
     "linear": {
         **_GENERATED,
-        "features": F(integer(1), 1, "number of input features"),
+        "features": F(integer(1, MAX_FEATURES), 1, "number of input features"),
         "offset": F(number(), 0.0, "y = x·w_true + offset + noise"),
         "noise": F(number(0), 0.1, "std of the Gaussian noise added to y"),
         "weights": F(
@@ -319,7 +333,7 @@ DATA_KIND_FIELDS: dict[str, dict[str, F]] = {
     },
     "blobs": {
         **_GENERATED,
-        "features": F(integer(1), 2, "number of input features"),
+        "features": F(integer(1, MAX_FEATURES), 2, "number of input features"),
         "centers": F(integer(2), 2, "number of classes (one Gaussian blob each)"),
         "cluster_std": F(number(0, lo_open=True), 1.0, "std of each blob"),
         "center_box": F(

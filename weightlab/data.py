@@ -69,7 +69,15 @@ def load(data: dict[str, Any], seed: int) -> Dataset:
             f"out of {len(x)}"
         )
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-    x = x.astype(np.float32)
+    with np.errstate(over="ignore"):
+        x32 = x.astype(np.float32)
+    if not np.isfinite(x32).all():
+        # Values beyond float32 (~3.4e38) become infinite: the loss would be NaN from batch 1.
+        raise DataError(
+            f"input values beyond the float32 range (largest magnitude "
+            f"{float(np.abs(x).max()):.3g}; float32 holds up to 3.4e+38)"
+        )
+    x = x32
     x_train, y_train = x[train_idx], y[train_idx]
     x_val, y_val = (x[val_idx], y[val_idx]) if n_val else (None, None)
     if data["standardize"]:

@@ -60,6 +60,14 @@ class StoreError(WeightlabError):
     """The run store cannot be read or written."""
 
 
+class DamagedSnapshot(StoreError):
+    """A snapshot file cannot be read back (truncated, tampered, not numeric)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason  # numpy's or zipfile's own words
+
+
 class DataError(WeightlabError):
     """A dataset file cannot be loaded (bad CSV cell, missing array). Exit code 2."""
 

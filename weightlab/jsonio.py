@@ -47,14 +47,19 @@ def dumps(obj: Any, **kwargs: Any) -> str:
     return json.dumps(encode(obj), allow_nan=False, **kwargs)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, and rename it into place."""
+def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, and rename it into place.
+
+    Without ``fsync`` the file is still complete or absent after the process is killed (the
+    rename is atomic), only not after a power cut; for files that cost nothing to lose.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -24,6 +24,8 @@ STATUS_STYLE = {
     "failed": "bold red",
     "interrupted": "magenta",
     "running": "cyan",
+    "crashed": "bold red",
+    "corrupt": "bold red",
 }
 
 
@@ -259,8 +261,39 @@ def runs_list(records: list[dict[str, Any]], store: str, width: int = 80) -> Ren
     )
     title += f", in {store} (ids begin with the UTC start time)"
     table, dropped = fitted_table(cols, width, title)
+    parts: list[RenderableType] = [table]
     note = hidden_note(dropped)
-    return Group(table, note) if note else table
+    if note:
+        parts.append(note)
+    parts += damage_notes(records)
+    return Group(*parts) if len(parts) > 1 else table
+
+
+def damage_notes(records: list[dict[str, Any]]) -> list[Text]:
+    """One line per corrupt run with the reason (the table has no room for it)."""
+    return [
+        Text(f"• {r['id']}: corrupt: {r['error']}", style=STATUS_STYLE["corrupt"])
+        for r in records
+        if r["status"] == "corrupt"
+    ]
+
+
+def check_report(report: dict[str, Any]) -> RenderableType:
+    """``weightlab check``: one line per finding, then the verdict."""
+    lines: list[RenderableType] = []
+    for f in report["findings"]:
+        who = f"{f['run']}: " if f["run"] else ""
+        style = "yellow" if f["kind"] in ("crashed", "leftover") else "red"
+        lines.append(Text(f"{f['kind']:<12} {who}{f['detail']}", style=style))
+    runs = f"{report['runs']} run{'s' if report['runs'] != 1 else ''}"
+    if report["problems"]:
+        verdict = Text(f"{report['problems']} problem(s) in {runs} in {report['store']}")
+        verdict.stylize("bold red")
+    else:
+        verdict = Text(f"✓ {runs} in {report['store']}: every file reads back", style="green")
+    if report["repaired"]:
+        verdict.append("; index rebuilt from the run directories")
+    return Group(*lines, verdict)
 
 
 # ---- compare / run summary -----------------------------------------------------------------------
@@ -326,6 +359,23 @@ def comparison(result: dict[str, Any], title: str = "", width: int = 80) -> Rend
 # ---- show ----------------------------------------------------------------------------------------
 
 
+def status_line(r: dict[str, Any]) -> Text:
+    """``diverged at epoch 2, batch 5: dense_1/kernel first`` / ``crashed: <why>`` / status."""
+    s = r["status"]
+    if s == "diverged":
+        d = r.get("divergence") or {}
+        text = f"diverged at epoch {r['diverged_at_epoch']}"
+        if d.get("batch"):
+            text += f", batch {d['batch']}"
+        if d.get("variable"):
+            first = "the loss" if d["variable"] == "loss" else d["variable"]
+            text += f": {first} went non-finite first"
+        return Text(text, style=STATUS_STYLE[s])
+    if s in ("crashed", "corrupt", "interrupted", "failed") and r.get("error"):
+        return Text(f"{s}: {r['error']}", style=STATUS_STYLE.get(s, ""))
+    return status(s)
+
+
 def run_detail(detail: dict[str, Any], config: dict[str, Any], width: int = 80) -> RenderableType:
     r = detail["run"]
     head = Table.grid(padding=(0, 2))
@@ -333,12 +383,7 @@ def run_detail(detail: dict[str, Any], config: dict[str, Any], width: int = 80) 
     head.add_column()
     head.add_row("run", r["id"])
     head.add_row("experiment", f"{r['experiment']}  (batch {r['batch']})")
-    head.add_row(
-        "status",
-        status(r["status"])
-        if r["status"] != "diverged"
-        else Text(f"diverged at epoch {r['diverged_at_epoch']}", style=STATUS_STYLE["diverged"]),
-    )
+    head.add_row("status", status_line(r))
     if r.get("cell"):
         head.add_row("settings", cell_text(r["cell"]))
     head.add_row("seed", str(r["seed"]))

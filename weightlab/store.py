@@ -16,12 +16,16 @@ Layout::
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+import re
 import secrets
+import shutil
 import socket
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,14 +34,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from weightlab import jsonio, yamlio
+from weightlab import jsonio, lifecycle, yamlio
 from weightlab.config import did_you_mean, flatten
-from weightlab.errors import RunNotFound, StoreError
+from weightlab.errors import DamagedSnapshot, RunNotFound, StoreError
 
 if TYPE_CHECKING:  # numpy costs ~0.15 s to import; `ls` never needs it
     import numpy as np
 
 DEFAULT_STORE = "weightlab-runs"
+# Run ids are generated (see new_id), but they also arrive from the command line and from index
+# rows: nothing with a path separator or a leading dot may become a path under runs/.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 ENV_VAR = "WEIGHTLAB_STORE"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -89,21 +96,30 @@ def new_record(
         "status": "running",
         "epochs": epochs,
         "epochs_completed": 0,
+        "batches_seen": 0,
         "diverged_at_epoch": None,
+        "divergence": None,
         "final": {},
         "best": None,
         "weights": None,
-        "timing": {"train_seconds": 0.0, "snapshot_seconds": 0.0, "total_seconds": 0.0},
+        "timing": {
+            "train_seconds": 0.0,
+            "snapshot_seconds": 0.0,
+            "state_seconds": 0.0,
+            "total_seconds": 0.0,
+        },
         "snapshots": {"every": snapshots_every, "count": 0, "bytes": 0},
         "execution": None,
         "data": data,
         "started_at": now_iso(),
         "finished_at": None,
         "pid": os.getpid(),
+        "pid_started": lifecycle.process_start_time(),
         "host": socket.gethostname(),
         "versions": versions,
         "source": source or {},
         "error": None,
+        "resumed": [],
     }
 
 
@@ -131,6 +147,12 @@ class Store:
         return self.root / "index.sqlite"
 
     def run_dir(self, run_id: str) -> Path:
+        """The directory of run ``run_id``; an id that would lead outside the store is refused."""
+        if not _SAFE_ID.match(run_id):
+            raise RunNotFound(
+                f"{run_id!r} is not a run id (letters, digits, '-' and '_' only; "
+                "`weightlab ls` lists them)"
+            )
         return self.runs_dir / run_id
 
     # ---- index -----------------------------------------------------------------------------------
@@ -163,6 +185,9 @@ class Store:
     def _upsert(
         self, con: sqlite3.Connection, record: dict[str, Any], flat_config: dict[str, Any]
     ) -> None:
+        # The size and mtime of run.json ride along in the cached record: when they no longer
+        # match the file (edited, replaced, damaged), the row is re-read from the directory.
+        cached = {**record, _SIGNATURE: self._signature(record["id"])}
         con.execute(
             "INSERT OR REPLACE INTO runs (id, experiment, batch, seed, status, started_at, record,"
             " config) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -173,10 +198,17 @@ class Store:
                 record.get("seed"),
                 record["status"],
                 record["started_at"],
-                jsonio.dumps(record),
+                jsonio.dumps(cached),
                 jsonio.dumps(flat_config),
             ),
         )
+
+    def _signature(self, run_id: str) -> list[int] | None:
+        try:
+            st = (self.run_dir(run_id) / "run.json").stat()
+        except OSError:
+            return None
+        return [st.st_size, st.st_mtime_ns]
 
     def index_run(self, record: dict[str, Any], flat_config: dict[str, Any]) -> None:
         """Write one run's record into the index (called by the writer at each status change)."""
@@ -190,59 +222,97 @@ class Store:
     def reindex(self) -> int:
         """Rebuild the index from the run directories. Returns the number of runs indexed."""
         self.root.mkdir(parents=True, exist_ok=True)
-        loaded = [self._load_for_index(d.name) for d in self._run_dirs()]
-        rows = [r for r in loaded if r is not None]
+        loaded = [self._load(d.name) for d in self.run_dirs()]
+        rows = [r for r in loaded if not isinstance(r, str)]
+        try:
+            self._write_index(rows)
+        except StoreError:
+            # Not a database any more (a bad copy, a disk error): it is only a cache, so it is
+            # moved aside, never deleted, and built anew.
+            for suffix in ("", "-wal", "-shm"):
+                path = Path(f"{self.index_path}{suffix}")
+                if path.exists():
+                    path.replace(path.with_name(path.name + ".damaged"))
+            self._write_index(rows)
+        return len(rows)
+
+    def _write_index(self, rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         with self._db(write=True) as con:
             con.execute("DELETE FROM runs")
             for record, flat in rows:
                 self._upsert(con, record, flat)
-        return len(rows)
 
-    def _run_dirs(self) -> list[Path]:
+    def run_dirs(self) -> list[Path]:
+        """Every run directory (hidden ones, being created or left by a killed writer, skipped)."""
         if not self.runs_dir.is_dir():
             return []
-        return [d for d in self.runs_dir.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        return [
+            d
+            for d in self.runs_dir.iterdir()
+            if d.is_dir() and _SAFE_ID.match(d.name) and not d.name.startswith(".")
+        ]
 
-    def _load_for_index(self, run_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def _load(self, run_id: str) -> tuple[dict[str, Any], dict[str, Any]] | str:
+        """A run's record and flat config from its directory, or why they cannot be read."""
         try:
-            record = self.record(run_id)
+            record = self.stored_record(run_id)
+            if not isinstance(record, dict) or not all(k in record for k in _REQUIRED):
+                missing = [k for k in _REQUIRED if not isinstance(record, dict) or k not in record]
+                return f"run.json lacks {', '.join(missing)}"
+            if record["id"] != run_id:
+                return f"run.json names run {record['id']!r}, but its directory is {run_id!r}"
             return record, flatten(self.config(run_id))
-        except Exception:  # a damaged run is skipped here, never fatal to a listing
-            return None
+        except Exception as e:  # a damaged run is reported, never fatal to a listing
+            return _reason(e, run_id)
 
     # ---- reading ---------------------------------------------------------------------------------
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every run's record, newest first; the index is brought up to date on the way."""
+        """Every run's record, newest first; the index is brought up to date on the way.
+
+        A run whose writer died shows as ``crashed``, a damaged one as ``corrupt`` with the reason
+        in ``error`` (see :mod:`weightlab.lifecycle`); neither hides the other runs.
+        """
         if not self.runs_dir.is_dir():
             return []
+        base = str(self.runs_dir)
         # scandir knows directories from the listing itself: no Path and no stat per run.
         with os.scandir(self.runs_dir) as entries:
-            on_disk = {e.name for e in entries if e.is_dir() and not e.name.startswith(".")}
-        with self._db() as con:
-            rows = con.execute("SELECT id, status, record, config FROM runs").fetchall()
+            on_disk = {
+                e.name for e in entries if e.is_dir() and _SAFE_ID.match(e.name)
+            }  # hidden .new-* directories (being created, or left by a killed writer) excluded
+        try:
+            with self._db() as con:
+                rows = con.execute("SELECT id, status, record, config FROM runs").fetchall()
+        except StoreError:
+            rows = []  # an unreadable index is only a lost cache: list from the directories
         records: dict[str, dict[str, Any]] = {}
+        damage: dict[str, str | None] = {}
         stale: list[str] = []
+        changed: set[str] = set()  # run.json differs from what the index cached
         for run_id, status, record_text, config_text in rows:
             if run_id not in on_disk:
                 continue  # deleted by hand; reindex drops the row
             record = jsonio.loads(record_text)
             record["config"] = jsonio.loads(config_text)
-            if status == "running":
-                stale.append(run_id)  # the writer may have died before updating the index
+            signature, damage[run_id] = lifecycle.scan(os.path.join(base, run_id))
+            if record.pop(_SIGNATURE, None) != signature:
+                changed.add(run_id)
+            if status == "running" or run_id in changed:
+                stale.append(run_id)  # the writer may have died, or run.json changed since
             records[run_id] = record
-        missing = [r for r in on_disk if r not in records]
         refresh = []
-        for run_id in stale + missing:
-            loaded = self._load_for_index(run_id)
-            if loaded is None:
-                records.pop(run_id, None)
+        for run_id in stale + [r for r in on_disk if r not in records]:
+            loaded = self._load(run_id)
+            if isinstance(loaded, str):
+                records[run_id] = lifecycle.corrupt_record(run_id, loaded)
                 continue
             record, flat = loaded
-            if run_id in records and records[run_id]["status"] == record["status"]:
-                continue
-            refresh.append((record, flat))
+            same = run_id in records and records[run_id]["status"] == record["status"]
+            if not same or run_id in changed:
+                refresh.append((record, flat))  # a listing writes only what really changed
             records[run_id] = {**record, "config": flat}
+            damage[run_id] = lifecycle.scan(os.path.join(base, run_id))[1]
         if refresh:
             try:
                 with self._db(write=True) as con:
@@ -250,7 +320,21 @@ class Store:
                         self._upsert(con, record, flat)
             except StoreError:
                 pass  # a read never fails because the cache could not be refreshed
-        return sorted(records.values(), key=lambda r: (r["started_at"], r["id"]), reverse=True)
+        out = [_derived(r, damage.get(r["id"])) for r in records.values()]
+        return sorted(out, key=lambda r: (r["started_at"], r["id"]), reverse=True)
+
+    def verified(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``records`` with those whose snapshot files fall short of run.json marked corrupt.
+
+        One stat per snapshot file: for the few runs ``compare`` shows, not for every ``ls``.
+        """
+        out = []
+        for r in records:
+            damage = None
+            if r["status"] not in ("corrupt", "running"):
+                damage = lifecycle.scan(str(self.run_dir(r["id"])), r)[1]
+            out.append(_derived(r, damage))
+        return out
 
     def select(
         self, selectors: Sequence[str] = (), *, default: str = "all"
@@ -316,6 +400,11 @@ class Store:
         return self.record(found[0]["id"])
 
     def record(self, run_id: str) -> dict[str, Any]:
+        """A run's record from its run.json, with ``crashed`` derived (see :mod:`lifecycle`)."""
+        return lifecycle.derive(self.stored_record(run_id))
+
+    def stored_record(self, run_id: str) -> dict[str, Any]:
+        """run.json exactly as the writer left it (no derived status)."""
         try:
             record: dict[str, Any] = jsonio.read_json(self.run_dir(run_id) / "run.json")
         except (OSError, ValueError) as e:
@@ -362,10 +451,7 @@ class Store:
             have = self.snapshot_epochs(run_id)
             span = f"{have[0]}..{have[-1]}" if have else "none"
             raise RunNotFound(f"run {run_id} has no snapshot for epoch {epoch} (epochs: {span})")
-        import numpy as np
-
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        return load_snapshot(path, run_id)
 
     def step_snapshots(self, run_id: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """A run's per-step snapshots (``snapshots.every: N``), all epochs stacked.
@@ -378,14 +464,66 @@ class Store:
 
         chunks = []
         for path in sorted((self.run_dir(run_id) / "snapshots").glob("steps-*.npz")):
-            with np.load(path, allow_pickle=False) as npz:
-                chunks.append({k: npz[k] for k in npz.files})
+            chunks.append(load_snapshot(path, run_id))
         if not chunks:
             return np.zeros(0, dtype=np.int64), {}
         keys = [k for k in chunks[0] if k != "step"]
         steps = np.concatenate([c["step"] for c in chunks])
         order = np.argsort(steps, kind="stable")  # the parts of an epoch sort after its first file
         return steps[order], {k: np.concatenate([c[k] for c in chunks])[order] for k in keys}
+
+
+_SIGNATURE = "_run_json"  # key of run.json's [size, mtime_ns] in the index's cached record
+_REQUIRED = ("id", "experiment", "batch", "status", "started_at")
+
+
+def _reason(error: Exception, run_id: str) -> str:
+    text = str(error).removeprefix(f"run {run_id}: ")
+    if isinstance(error, FileNotFoundError):
+        return f"{Path(error.filename or '?').name} is missing"
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _derived(record: dict[str, Any], damage: str | None) -> dict[str, Any]:
+    """``record`` with the status derived when reading: corrupt (``damage``) or crashed."""
+    if record["status"] == "corrupt":
+        return record
+    if damage:
+        return {**lifecycle.corrupt_record(record["id"], damage), **_identity(record)}
+    return lifecycle.derive(record)
+
+
+def _identity(record: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a readable record worth keeping when its run turns out damaged."""
+    keep = ("experiment", "batch", "index", "seed", "cell", "epochs", "started_at", "config")
+    return {k: record[k] for k in keep if k in record}
+
+
+def load_snapshot(path: Path, run_id: str = "") -> dict[str, np.ndarray]:
+    """Every array of one snapshot file; pickled objects are refused, damage is a StoreError."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        zipfile.BadZipFile,
+    ) as e:
+        where = f"run {run_id}: " if run_id else ""
+        raise DamagedSnapshot(f"{where}snapshot {path.name} is damaged: {e}", str(e)) from None
+    for key, array in arrays.items():
+        if not np.issubdtype(array.dtype, np.number):
+            why = f"array {key!r} is not numeric ({array.dtype})"
+            raise DamagedSnapshot(f"snapshot {path.name}: {why}", why)
+    return arrays
 
 
 def snapshot_name(epoch: int) -> str:
@@ -419,26 +557,61 @@ class RunWriter:
         self.flat = flatten(config)
         self.compress = bool(config.get("snapshots", {}).get("compress", False))
         try:
-            self.dir = self._allocate(store)
-            record["id"] = self.dir.name
-            (self.dir / "snapshots").mkdir()
-            jsonio.atomic_write_bytes(self.dir / "config.yaml", yamlio.dump(config).encode())
+            self.dir = self._create(store, record, yamlio.dump(config).encode())
             self._history = (self.dir / "history.jsonl").open("a", encoding="utf-8")
         except OSError as e:
             raise StoreError(f"cannot write runs into {store.root}: {e.strerror or e}") from None
-        self.save()
+        self.store.index_run(self.record, self.flat)
 
     @staticmethod
-    def _allocate(store: Store) -> Path:
+    def _create(store: Store, record: dict[str, Any], config_yaml: bytes) -> Path:
+        """Build the run directory under a hidden name, then rename it to its id in one step.
+
+        A process killed half-way leaves a hidden ``.new-*`` directory that listings skip, never
+        a run directory without its run.json.
+        """
         store.runs_dir.mkdir(parents=True, exist_ok=True)
-        for _ in range(100):
-            path = store.runs_dir / new_id()
-            try:
-                path.mkdir()
-                return path
-            except FileExistsError:
-                continue
-        raise StoreError("could not allocate a run id")  # pragma: no cover - 65536 per second
+        tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=store.runs_dir))
+        try:
+            (tmp / "snapshots").mkdir()
+            (tmp / "history.jsonl").touch()
+            jsonio.atomic_write_bytes(tmp / "config.yaml", config_yaml)
+            for _ in range(100):
+                record["id"] = new_id()
+                jsonio.atomic_write_json(tmp / "run.json", record)
+                path = store.runs_dir / record["id"]
+                try:
+                    # A taken id is a non-empty directory: rename refuses to replace it.
+                    os.rename(tmp, path)
+                    return path
+                except OSError as e:
+                    if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # pragma: no cover - 65536 ids per second
+        raise StoreError("could not allocate a run id")  # pragma: no cover
+
+    @classmethod
+    def reopen(cls, store: Store, run_id: str) -> RunWriter:
+        """A writer for an existing run (``weightlab resume``); its record is read as written."""
+        self = cls.__new__(cls)
+        self.store = store
+        self.record = store.stored_record(run_id)
+        config = store.config(run_id)
+        self.flat = flatten(config)
+        self.compress = bool(config.get("snapshots", {}).get("compress", False))
+        self.dir = store.run_dir(run_id)
+        self._history = (self.dir / "history.jsonl").open("a", encoding="utf-8")
+        return self
+
+    def rewrite_history(self, rows: list[dict[str, Any]]) -> None:
+        """Replace history.jsonl by ``rows`` atomically (resume drops rows past its epoch)."""
+        self._history.close()
+        text = "".join(jsonio.dumps(row) + "\n" for row in rows)
+        jsonio.atomic_write_bytes(self.dir / "history.jsonl", text.encode())
+        self._history = (self.dir / "history.jsonl").open("a", encoding="utf-8")
 
     @property
     def id(self) -> str:

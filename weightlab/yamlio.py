@@ -127,7 +127,18 @@ def load(text: str, source: str) -> tuple[Any, dict[Path, int]]:
     Raises:
         ConfigError: on a syntax error, a duplicate key or a tag that safe loading refuses.
     """
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # the reader refuses control characters right here
+    except yaml.reader.ReaderError as e:
+        line = text[: e.position].count("\n") + 1
+        raise ConfigError(
+            Problem(
+                f"{source}:{line}",
+                "",
+                f"not valid YAML: the control character #x{e.character:02x} is not allowed "
+                '(write it escaped inside double quotes, e.g. "\\x1b")',
+            )
+        ) from None
     try:
         try:
             node = loader.get_single_node()

@@ -65,8 +65,12 @@ class WeightSnapshots(keras.callbacks.Callback):
         self.previous: dict[str, np.ndarray] | None = None
         self.diverged_at_epoch: int | None = None
         self.nonfinite: str | None = None
+        self.first_bad: str | None = None  # "loss" or the first non-finite variable at epoch end
         self.epochs_completed = 0
         self.snapshot_seconds = 0.0  # time the training thread spent recording
+        self.earlier_snapshot_seconds = 0.0  # of the sessions before a resume
+        self.resumed = False
+        self.batches_seen = 0  # optimizer steps so far, restored with the state on resume
         self.snapshot_count = 0  # files written
         self.snapshot_bytes = 0
         self.step_count = 0  # per-step snapshots written (inside the steps files)
@@ -99,8 +103,11 @@ class WeightSnapshots(keras.callbacks.Callback):
         self.snapshot_seconds += time.perf_counter() - start
         if not finite:
             self.diverged_at_epoch = epoch
+            self.first_bad = "loss" if bad_metric else bad_var
             self.nonfinite = (
-                f"loss is {metrics['loss']}" if bad_metric else f"{bad_var} has non-finite values"
+                f"epoch loss {metrics['loss']}"
+                if bad_metric
+                else f"{bad_var} has non-finite values"
             )
         return finite
 
@@ -131,14 +138,57 @@ class WeightSnapshots(keras.callbacks.Callback):
         finally:
             self.snapshot_seconds += time.perf_counter() - start
 
+    @property
+    def session_snapshot_seconds(self) -> float:
+        """Snapshot time of this process only (a resumed run adds to the earlier sessions')."""
+        return self.snapshot_seconds - self.earlier_snapshot_seconds
+
+    def resume_from(
+        self,
+        epoch: int,
+        rows: list[dict[str, Any]],
+        initial: dict[str, np.ndarray],
+        record: dict[str, Any],
+    ) -> None:
+        """Continue after ``epoch`` of a stopped run: its history rows and epoch-0 arrays.
+
+        Snapshot files of later epochs (written after the resume state was) are removed: the
+        resumed run writes them again, bit for bit.
+        """
+        self.resumed = True
+        self.epochs_completed = epoch
+        self.rows = list(rows)
+        self.initial = initial
+        self.previous = self._arrays()
+        self.batches_seen = int(self.model.optimizer.iterations.numpy())
+        self.last_logs = {
+            k: v for k, v in (rows[-1] if rows else {}).items() if k not in ("epoch", "weights")
+        }
+        self.snapshot_seconds = self.earlier_snapshot_seconds = float(
+            record["timing"].get("snapshot_seconds", 0.0)
+        )
+        for path in sorted((self.writer.dir / "snapshots").glob("*.npz")):
+            # epoch-EEEE.npz, steps-EEEE.npz, steps-EEEE.P.npz: the epoch is the first number
+            epoch_of = int(path.name.split(".")[0].split("-")[1])
+            if epoch_of > epoch:
+                path.unlink()
+                continue
+            self.snapshot_count += 1
+            self.snapshot_bytes += path.stat().st_size
+            if path.name.startswith("steps-"):
+                with np.load(path, allow_pickle=False) as npz:
+                    self.step_count += len(npz["step"])
+
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.record(0, {})
+        if not self.resumed:
+            self.record(0, {})
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         self.last_logs = {k: float(v) for k, v in logs.items()}
         finite = self.record(epoch + 1, logs)
         self.epochs_completed = epoch + 1
+        self.batches_seen = int(self.model.optimizer.iterations.numpy())
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, self.last_logs)
         if not finite:
