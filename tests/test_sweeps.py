@@ -407,7 +407,7 @@ def test_fail_fast_starts_nothing_after_a_failure(store, write_config):
 
 # ---- a signal to the parent alone ----------------------------------------------------------------
 
-LONG = ["data.samples=48", "train.epochs=400", "train.batch_size=16"]
+LONG = ["data.samples=48", "train.epochs=3000", "train.batch_size=16"]  # stopped long before
 
 
 def signal_once_two_runs_train(sig):
@@ -436,7 +436,7 @@ def test_sigterm_to_the_parent_of_worker_processes_interrupts_their_runs(store):
     for r in records:
         assert r["status"] == "interrupted", r
         assert r["error"].startswith("interrupted by SIGTERM after epoch"), r["error"]
-        assert 1 <= r["epochs_completed"] < 400 and r["finished_at"]
+        assert 1 <= r["epochs_completed"] < 3000 and r["finished_at"]
         assert not psutil.pid_exists(r["pid"]), "the worker has left"
         assert store.snapshot_epochs(r["id"])[: r["epochs_completed"] + 1] == list(
             range(r["epochs_completed"] + 1)
