@@ -272,7 +272,11 @@ from conftest import write_run
 from weightlab.store import Store
 store = Store.open({root!r})
 for i in range({n}):
-    write_run(store, experiment="w{worker}", batch="b{worker}", seed=i, epochs={epochs})
+    # Odd writers append to an epochs.npy trajectory, even ones write .npz files.
+    write_run(
+        store, experiment="w{worker}", batch="b{worker}", seed=i, epochs={epochs},
+        trajectory={worker} % 2 == 1,
+    )
 """
 
 

@@ -106,8 +106,12 @@ def committed(path: Path) -> Header:
         ValueError: a bad header, or a file shorter than the rows its header promises.
     """
     with open(path, "rb") as fh:
-        head = read_header(fh)
-        size = os.fstat(fh.fileno()).st_size
+        return _checked(fh)
+
+
+def _checked(fh: IO[bytes]) -> Header:
+    head = read_header(fh)
+    size = os.fstat(fh.fileno()).st_size
     if size < head.end():
         raise ValueError(
             f"it holds {size} bytes, its header promises {head.rows} epochs of {head.params} "
@@ -223,18 +227,13 @@ def read_epoch(snap_dir: Path, epoch: int) -> dict[str, np.ndarray]:
 
     layout = read_layout(snap_dir)
     with open(snap_dir / TRAJECTORY, "rb") as fh:
-        head = read_header(fh)
+        head = _checked(fh)
         _agree(head, layout)
         if not 0 <= epoch < head.rows:
             raise IndexError(epoch)
         fh.seek(head.end(epoch))
         row = bytearray(head.params * ITEMSIZE)  # writable arrays, as np.load gives
-        got = fh.readinto(row)
-    if got < len(row):
-        raise ValueError(
-            f"the file ends inside epoch {epoch}'s row; its header promises {head.rows} epochs: "
-            "truncated"
-        )
+        fh.readinto(row)
     values = np.frombuffer(row, dtype="<f4")
     return {name: values[o : o + n].reshape(shape) for name, shape, o, n in layout}
 
