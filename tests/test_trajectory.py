@@ -118,6 +118,11 @@ def test_the_header_is_numpys_own_and_fixed_in_length(tmp_path, rows):
 def test_a_header_numpy_wrote_is_read_too(tmp_path):
     np.save(tmp_path / "epochs.npy", np.zeros((3, 7), dtype=np.float32))
     assert trajectory.committed(tmp_path / "epochs.npy").rows == 3
+    with open(tmp_path / "epochs.npy", "wb") as fh:  # format 2.0, keys in another order
+        meta = {"shape": (3, 7), "fortran_order": False, "descr": "<f4"}
+        np.lib.format.write_array_header_2_0(fh, meta)
+        fh.write(np.ones((3, 7), dtype=np.float32).tobytes())
+    assert trajectory.committed(tmp_path / "epochs.npy").rows == 3
     np.save(tmp_path / "epochs.npy", np.zeros((3, 7)))
     with pytest.raises(ValueError, match="expected little-endian float32 in C order"):
         trajectory.committed(tmp_path / "epochs.npy")
@@ -166,8 +171,8 @@ DAMAGE = {
 
 @pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
 def test_a_damaged_trajectory_is_corrupt_everywhere_and_never_repaired(store, damage):
-    good = write_run(store, trajectory=True)
-    bad = write_run(store, seed=1, trajectory=True)
+    good = write_run(store, cell={"model.use_bias": True}, trajectory=True)
+    bad = write_run(store, cell={"model.use_bias": False}, use_bias=False, trajectory=True)
     invoke("ls")  # indexed before the damage: the damage must be seen anyway
     harm, reason = DAMAGE[damage]
     harm(store.run_dir(bad["id"]))
@@ -178,8 +183,9 @@ def test_a_damaged_trajectory_is_corrupt_everywhere_and_never_repaired(store, da
     assert listed.exit_code == 0 and good["id"] in listed.output
     assert f"• {bad['id']}: corrupt: " in listed.output
     assert reason in " ".join(listed.output.split())
-    compared = invoke("compare", good["id"], bad["id"])
+    compared = invoke("compare", good["id"], bad["id"], "--per-epoch")  # a pair by use_bias
     assert compared.exit_code == 0 and "corrupt" in compared.output
+    assert f"{bad['id']}: snapshots unreadable" in " ".join(compared.output.split())
     checked = invoke("check")
     assert checked.exit_code == 1 and f"corrupt      {bad['id']}" in checked.output
     assert reason in " ".join(checked.output.split()) and good["id"] not in checked.output
