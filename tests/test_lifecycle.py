@@ -461,3 +461,8 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(store):
     assert [row["epoch"] for row in history] == list(range(7))
     assert history == store.history(fresh["id"])
     assert resumed["final"] == fresh["final"]
+    # The trajectory file too, byte for byte, and the bookkeeping of what is on disk.
+    files = [store.run_dir(r) / "snapshots" / "epochs.npy" for r in (run_id, fresh["id"])]
+    assert files[0].read_bytes() == files[1].read_bytes()
+    assert resumed["snapshots"] == fresh["snapshots"]
+    assert resumed["snapshots"]["bytes"] == lifecycle.snapshot_bytes(str(files[0].parent))

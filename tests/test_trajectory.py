@@ -238,8 +238,12 @@ def test_resume_cuts_the_trajectory_and_rewrites_it_bit_for_bit(store):
     writer.close()
     snaps = writer.dir / "snapshots"
     full = (snaps / "epochs.npy").read_bytes()
+    with open(snaps / "epochs.npy", "ab") as fh:
+        fh.write(b"\x00" * 9)  # what a kill mid-append leaves
     again = RunWriter.reopen(store, writer.id)
     assert again.epochs is not None and again.epochs.rows == 4
+    again.drop_snapshots_after(3)  # resuming after the last epoch: only the torn bytes go
+    assert (snaps / "epochs.npy").read_bytes() == full
     again.drop_snapshots_after(1)
     assert store.snapshot_epochs(writer.id) == [0, 1]
     assert (snaps / "epochs.npy").stat().st_size == HEADER_LEN + 2 * PARAMS * 4

@@ -352,16 +352,19 @@ class TrajectoryWriter:
         return len(row)
 
     def truncate(self, rows: int) -> None:
-        """Keep the first ``rows`` epochs (``resume``: later ones are trained again)."""
-        if not self.path.exists() or rows >= self.rows:
+        """Keep the first ``rows`` epochs (``resume``: later ones are trained again), and no
+        bytes past them (a row torn by a kill), so the file's size is what the run records."""
+        if not self.path.exists():
             return
+        rows = min(rows, self.rows)
         with open(self.path, "r+b") as fh:
             head = read_header(fh)
-            # The header first: a kill between the two leaves extra bytes, which readers ignore.
-            fh.seek(0)
-            fh.write(header(rows, head.params))
-            fh.flush()
-            _sync(fh)
+            if rows < head.rows:
+                # The header first: a kill before the cut leaves extra bytes, which readers ignore.
+                fh.seek(0)
+                fh.write(header(rows, head.params))
+                fh.flush()
+                _sync(fh)
             fh.truncate(head.end(rows))
         self.rows = rows
 
