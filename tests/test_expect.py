@@ -142,6 +142,12 @@ def test_smoke_cuts_epochs_and_samples_of_every_run():
     assert {(s.config["train"]["epochs"], s.config["data"]["samples"]) for s in exp.runs} == {
         (1, 256)
     }
+    axis = load_experiment(
+        CONFIGS / "bias-vs-no-bias.yaml", matrix=["train.epochs=1,50", "data.samples=100,1000"]
+    )
+    expect.smoke(axis)
+    cells = sorted((s.cell["train.epochs"], s.cell["data.samples"]) for s in axis.runs)
+    assert set(cells) == {(1, 100), (1, 256), (2, 100), (2, 256)}, "cells show what trained"
     iris = load_experiment(CONFIGS / "bias-vs-no-bias.yaml", ["data={kind: sklearn, name: iris}"])
     expect.smoke(iris)
     assert {s.config["data"]["samples"] for s in iris.runs} == {256}

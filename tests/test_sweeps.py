@@ -15,12 +15,13 @@ import sys
 import textwrap
 
 import numpy as np
+import psutil
 import pytest
 from click.testing import CliRunner
 from conftest import CONFIGS, REPO
 from rich.console import Console
 
-from weightlab import executors
+from weightlab import executors, lifecycle
 from weightlab.cli import cli
 from weightlab.config import load_experiment, parse_matrix_axis, parse_seeds
 from weightlab.errors import ConfigError, UsageError, WeightlabError
@@ -406,3 +407,59 @@ def test_fail_fast_starts_nothing_after_a_failure(store, write_config):
     assert result.exit_code == 1
     assert "3 run(s) not started (--fail-fast)" in result.output
     assert [r["status"] for r in store.runs()] == ["failed"]
+
+
+# ---- a signal to the parent alone ----------------------------------------------------------------
+
+LONG = ["data.samples=48", "train.epochs=400", "train.batch_size=16"]
+
+
+def signal_once_two_runs_train(sig):
+    """An on_event handler that signals this process once two runs have finished an epoch."""
+    training: set[int] = set()
+
+    def on_event(event):
+        if event["type"] == "epoch":
+            training.add(event["run"]["index"])
+            if len(training) == 2:
+                training.add(-1)  # once
+                os.kill(os.getpid(), sig)
+
+    return on_event
+
+
+@pytest.mark.keras
+def test_sigterm_to_the_parent_of_worker_processes_interrupts_their_runs(store):
+    """`kill PARENT` (a CI runner cancelling a job): the workers are told, each records its run
+    `interrupted` with the epoch it reached, and none is left `running` or `crashed`."""
+    exp = load_experiment(BIAS, LONG, seeds="0-1")
+    with pytest.raises(lifecycle.Terminated):
+        executors.run_sweep(exp, store, jobs=2, on_event=signal_once_two_runs_train(signal.SIGTERM))
+    records = store.runs()
+    assert len(records) == 2, "the runs not started stay unstarted"
+    for r in records:
+        assert r["status"] == "interrupted", r
+        assert r["error"].startswith("interrupted by SIGTERM after epoch"), r["error"]
+        assert 1 <= r["epochs_completed"] < 400 and r["finished_at"]
+        assert not psutil.pid_exists(r["pid"]), "the worker has left"
+        assert store.snapshot_epochs(r["id"])[: r["epochs_completed"] + 1] == list(
+            range(r["epochs_completed"] + 1)
+        )
+    assert {r["status"] for r in store.select()} == {"interrupted"}, "the index agrees"
+
+
+@pytest.mark.keras
+def test_an_interrupted_dask_sweep_records_the_runs_it_loses(store):
+    """Runs training on Dask workers live in the workers' memory until they end: when the sweep
+    is stopped they are recorded `interrupted`, saying their data stayed on the worker."""
+    exp = load_experiment(BIAS, LONG, seeds="0-1")
+    with pytest.raises(lifecycle.Terminated):
+        executors.run_sweep(
+            exp, store, executor="dask", jobs=2, on_event=signal_once_two_runs_train(signal.SIGTERM)
+        )
+    records = store.runs()
+    assert len(records) == 2
+    for r in records:
+        assert r["status"] == "interrupted"
+        assert "on a Dask worker; its history and snapshots stayed there" in r["error"]
+        assert r["epochs_completed"] >= 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -660,7 +662,34 @@ def schema_() -> None:
 
 
 def main() -> None:
-    cli(prog_name="weightlab")
+    try:
+        cli(prog_name="weightlab")
+    except SystemExit as e:
+        _exit(e.code)
+    _exit(0)
+
+
+def _exit(code: int | str | None) -> None:
+    """Leave with ``code``, as ``sys.exit`` would; after training, without Python's teardown.
+
+    Unloading TensorFlow's thousands of modules and objects at exit takes about a second, after
+    every file is written, the store closed and the output printed: the prompt should not wait
+    for it (the sweep workers leave the same way). Commands that never load TensorFlow exit as
+    usual.
+    """
+    if "tensorflow" not in sys.modules:
+        sys.exit(code)
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 __all__ = ["cli", "main"]

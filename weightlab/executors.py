@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import queue
 import shutil
+import signal
 import tempfile
 import threading
 import traceback
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from weightlab import data, jsonio, stats, yamlio
+from weightlab import data, jsonio, lifecycle, stats, yamlio
 from weightlab.config import Experiment, RunSpec, flatten
 from weightlab.errors import ConfigError, DataError, Problem, UsageError, WeightlabError
 from weightlab.store import (
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 Event = dict[str, Any]
 OnEvent = Callable[[Event], None]
 EXECUTORS = ("local", "dask")
+# How long an interrupted worker may take to record its run before it is terminated.
+WORKER_GRACE_SECONDS = 30.0
 DASK_MISSING = (
     "--executor dask needs Dask distributed, an optional extra of weightlab; "
     "install it with: pip install 'weightlab[dask]'"
@@ -148,11 +151,13 @@ def run_sweep(
         batch = records[0]["batch"] if records else new_id()
         return SweepResult(batch, records, len(experiment.runs) - len(records))
     sweep = _Sweep(experiment, store, load_datasets(experiment), fail_fast, emit)
-    if executor == "dask":
-        with _dask_client(scheduler, jobs) as client:
-            _run_on_dask(sweep, client)
-    else:
-        _run_in_processes(sweep, min(jobs, len(experiment.runs)))
+    # SIGTERM/SIGHUP stop a sweep like Ctrl-C: the runs in flight are recorded `interrupted`.
+    with lifecycle.stop_on_signals():
+        if executor == "dask":
+            with _dask_client(scheduler, jobs) as client:
+                _run_on_dask(sweep, client)
+        else:
+            _run_in_processes(sweep, min(jobs, len(experiment.runs)))
     return sweep.result()
 
 
@@ -212,6 +217,30 @@ class _Sweep:
         )
         self.finished(record)
 
+    def lost(self, spec: RunSpec, epochs: int, interrupt: KeyboardInterrupt) -> None:
+        """Record a run that was training on a Dask worker when the sweep was interrupted.
+
+        Its history and snapshots were on the worker and never came back; the record says so,
+        rather than the run vanishing.
+        """
+        dataset = self.datasets[data_key(spec)]
+        error = (
+            f"interrupted by {lifecycle.signal_name(interrupt)} after epoch {epochs} on a Dask "
+            "worker; its history and snapshots stayed there"
+        )
+        record = record_failure(
+            self.store,
+            spec,
+            dataset.info,
+            self.batch,
+            self.source,
+            None,
+            error,
+            status="interrupted",
+            epochs_completed=epochs,
+        )
+        self.finished(record)
+
     def result(self) -> SweepResult:
         records = [self.records[i] for i in sorted(self.records)]
         return SweepResult(self.batch, records, len(self.experiment.runs) - len(records))
@@ -226,8 +255,11 @@ def record_failure(
     run_id: str | None,
     error: str,
     detail: str = "",
+    *,
+    status: str = "failed",
+    epochs_completed: int = 0,
 ) -> dict[str, Any]:
-    """Mark a run failed with ``error``: its directory if it has one, else a new one.
+    """Mark a run ``status`` (failed) with ``error``: its directory if it has one, else a new one.
 
     The rows and snapshots it wrote before its worker died are kept.
     """
@@ -251,10 +283,11 @@ def record_failure(
             versions={},
             source=source,
         )
+        record["epochs_completed"] = epochs_completed
         writer = RunWriter(store, record, spec.config)
         writer.close()
         writer_dir, flat = writer.dir, writer.flat
-    record.update(status="failed", error=error, finished_at=now_iso())
+    record.update(status=status, error=error, finished_at=now_iso())
     if detail:
         jsonio.atomic_write_bytes(writer_dir / "error.txt", detail.encode())
     jsonio.atomic_write_json(writer_dir / "run.json", record)
@@ -273,37 +306,47 @@ def _slim(event: Event) -> Event:
 
 
 def _process_worker(conn: Connection, store_root: str, threads: int) -> None:
-    """A spawned worker: import TensorFlow once, then train the runs the parent sends."""
+    """A spawned worker: import TensorFlow once, then train the runs the parent sends.
+
+    SIGTERM and SIGHUP interrupt the run in training as Ctrl-C does (it is recorded
+    ``interrupted``), then the worker leaves.
+    """
     try:
-        from weightlab.training.threads import limit_threads
-
-        limit_threads(threads)
-        from weightlab.training import runner
-
-        store = Store(Path(store_root))
-
-        def forward(event: Event) -> None:
-            if event["type"] in ("run_start", "epoch"):
-                conn.send(("event", _slim(event)))
-
-        while True:
-            message = conn.recv()
-            if message[0] == "stop":
-                conn.close()
-                # Everything is written and closed; TensorFlow's own teardown takes seconds.
-                os._exit(0)
-            if message[0] == "check":
-                try:
-                    runner.check_keras(message[1])
-                    conn.send(("checked", []))
-                except ConfigError as e:
-                    conn.send(("checked", e.problems))
-                continue
-            spec, dataset, batch, source = message[1:]
-            record = runner.train_run(spec, dataset, store, batch, source=source, on_event=forward)
-            conn.send(("done", record))
+        with lifecycle.stop_on_signals():
+            _serve(conn, store_root, threads)
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
-        pass  # Ctrl-C reaches every process of the group; the parent reports it once
+        pass  # the parent learns it from the store and from the worker's exit
+
+
+def _serve(conn: Connection, store_root: str, threads: int) -> None:
+    """The worker's loop: answer the parent's messages until it says stop."""
+    from weightlab.training.threads import limit_threads
+
+    limit_threads(threads)
+    from weightlab.training import runner
+
+    store = Store(Path(store_root))
+
+    def forward(event: Event) -> None:
+        if event["type"] in ("run_start", "epoch"):
+            conn.send(("event", _slim(event)))
+
+    while True:
+        message = conn.recv()
+        if message[0] == "stop":
+            conn.close()
+            # Everything is written and closed; TensorFlow's own teardown takes seconds.
+            os._exit(0)
+        if message[0] == "check":
+            try:
+                runner.check_keras(message[1])
+                conn.send(("checked", []))
+            except ConfigError as e:
+                conn.send(("checked", e.problems))
+            continue
+        spec, dataset, batch, source = message[1:]
+        record = runner.train_run(spec, dataset, store, batch, source=source, on_event=forward)
+        conn.send(("done", record))
 
 
 class _Process:
@@ -367,9 +410,34 @@ def _run_in_processes(sweep: _Sweep, n: int) -> None:
                     _bury(sweep, w)
                     if sweep.pending and not sweep.stopping:
                         workers.append(_Process(ctx, root, threads))
+    except KeyboardInterrupt as e:
+        _interrupt_workers(sweep, workers, e)
+        raise
     finally:
         for w in workers:
             w.stop()
+
+
+def _interrupt_workers(
+    sweep: _Sweep, workers: list[_Process], interrupt: KeyboardInterrupt
+) -> None:
+    """Pass the parent's signal on and wait until each worker has recorded its run.
+
+    Ctrl-C in a terminal reaches every process of the group already; a signal sent to the
+    parent alone (``kill``, a CI runner cancelling a job) would otherwise leave the workers
+    training for a parent that is gone.
+    """
+    signum = getattr(interrupt, "signum", signal.SIGINT)
+    with lifecycle.signals_deferred():  # a second Ctrl-C must not cut the wait short
+        for w in workers:
+            if w.process.is_alive():
+                with contextlib.suppress(OSError):
+                    os.kill(w.process.pid, signum)
+        for w in workers:
+            w.process.join(WORKER_GRACE_SECONDS)
+            if w.run_id is not None:
+                with contextlib.suppress(WeightlabError, OSError):
+                    sweep.emit({"type": "run_end", "run": sweep.store.record(w.run_id)})
 
 
 def _bury(sweep: _Sweep, w: _Process) -> None:
@@ -631,22 +699,28 @@ def _run_on_dask(sweep: _Sweep, client: Any) -> None:
         )
         future.add_done_callback(lambda f, i=spec.index: inbox.put(("done", (i, f))))
         futures[spec.index] = future
-    started: set[int] = set()
+    epochs: dict[int, int] = {}  # runs that started on a worker: epochs completed there
     try:
         while futures:
             kind, payload = inbox.get()
             if kind == "event":
-                if payload["run"]["index"] in sweep.records:
+                index = payload["run"]["index"]
+                if index in sweep.records:
                     continue  # events travel apart from results: never report a run after its end
-                started.add(payload["run"]["index"])
+                epochs[index] = payload.get("epoch", epochs.get(index, 0))
                 sweep.emit(payload)
             elif payload[0] in futures:
                 index, future = payload
                 del futures[index]
                 _dask_finished(sweep, sweep.experiment.runs[index], future)
                 if sweep.stopping:  # --fail-fast: what has not started never will
-                    unstarted = [i for i in futures if i not in started]
+                    unstarted = [i for i in futures if i not in epochs]
                     client.cancel([futures.pop(i) for i in unstarted])
+    except KeyboardInterrupt as e:
+        with lifecycle.signals_deferred():
+            for index in sorted(set(futures) & set(epochs)):
+                sweep.lost(sweep.experiment.runs[index], epochs[index], e)
+        raise
     finally:
         client.unsubscribe_topic(topic)
         client.cancel(list(futures.values()) + warming)

@@ -290,3 +290,6 @@ def smoke(experiment: Experiment) -> None:
         samples = cfg["data"].get("samples")
         cfg["data"]["samples"] = min(samples or SMOKE_SAMPLES, SMOKE_SAMPLES)
         spec.config = cfg
+        # A matrix axis over a cut key shows the value the run trained with, not the file's.
+        cut = {"train.epochs": cfg["train"]["epochs"], "data.samples": cfg["data"]["samples"]}
+        spec.cell = {k: cut.get(k, v) for k, v in spec.cell.items()}

@@ -63,8 +63,8 @@ def prepare(store: Store, selector: str) -> ResumePlan:
     if not state.exists():
         raise UsageError(
             f"run {run_id} cannot be resumed: it has no {STATE_FILE} (it stopped before training "
-            "began, or was written by an older weightlab); start it anew with "
-            "`weightlab run`"
+            "began, trained on a Dask worker, or was written by an older weightlab); start it "
+            "anew with `weightlab run`"
         )
     config = store.config(run_id)
     note = _source_changes(record, config)
