@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import re
 import struct
@@ -39,6 +40,7 @@ FORMAT = 1  # of layout.json
 HEADER_LEN = 128  # magic, version, length, the dict padded with spaces: room for any row count
 ITEMSIZE = 4  # float32
 _MAGIC = b"\x93NUMPY"
+_MAX_HEADER = 10000  # numpy's own limit (np.load's max_header_size)
 _DICT = "{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {params}), }}"
 # The header as weightlab (and numpy) writes it: matched directly, since literal_eval alone costs
 # ~50 µs, and `ls` reads one header per run.
@@ -81,6 +83,8 @@ def read_header(fh: IO[bytes]) -> Header:
         start, (length,) = 10, struct.unpack("<H", data[8:10])
     else:
         start, (length,) = 12, struct.unpack("<I", data[8:12])
+    if length > _MAX_HEADER:
+        raise ValueError(f"its header claims {length} bytes; numpy itself refuses over 10000")
     text = data[start : start + length]
     if len(text) < length:
         text += fh.read(length - len(text))
@@ -93,8 +97,10 @@ def read_header(fh: IO[bytes]) -> Header:
         meta = ast.literal_eval(text.decode("latin1"))
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         raise ValueError("its header is not a .npy header") from None
-    shape = meta.get("shape") if isinstance(meta, dict) else None
-    if not isinstance(meta, dict) or meta.get("descr") != "<f4" or meta.get("fortran_order"):
+    if not isinstance(meta, dict):
+        raise ValueError(f"its header is not a .npy header: {meta!r}")
+    shape = meta.get("shape")
+    if (meta.get("descr"), meta.get("fortran_order")) != ("<f4", False):
         raise ValueError(f"expected little-endian float32 in C order, the header says {meta!r}")
     if not (
         isinstance(shape, tuple)
@@ -155,7 +161,10 @@ def layout_of(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     return {"format": FORMAT, "variables": variables, "params": offset}
 
 
-def read_layout(snap_dir: Path) -> list[tuple[str, tuple[int, ...], int, int]]:
+Layout = list[tuple[str, tuple[int, ...], int, int]]  # (name, shape, offset, size) per variable
+
+
+def read_layout(snap_dir: Path) -> Layout:
     """``[(name, shape, offset, size), ...]`` from ``layout.json``, checked to tile the row.
 
     Raises:
@@ -169,14 +178,17 @@ def read_layout(snap_dir: Path) -> list[tuple[str, tuple[int, ...], int, int]]:
     try:
         if layout["format"] != FORMAT:
             raise ValueError(f"{LAYOUT} has format {layout['format']!r}, expected {FORMAT}")
-        out, offset = [], 0
+        out: Layout = []
+        offset = 0
         for v in layout["variables"]:
             shape = tuple(v["shape"])
             if not all(type(n) is int and n >= 0 for n in shape):
                 raise ValueError(f"{LAYOUT}: variable {v['name']!r} has shape {v['shape']!r}")
-            size = _product(shape)
+            size = math.prod(shape)
             if not isinstance(v["name"], str) or v["offset"] != offset or v["size"] != size:
                 raise ValueError(f"{LAYOUT}: variable {v['name']!r} does not follow the previous")
+            if any(v["name"] == name for name, *_ in out):
+                raise ValueError(f"{LAYOUT}: variable {v['name']!r} appears twice")
             out.append((v["name"], shape, offset, size))
             offset += size
         if layout["params"] != offset:
@@ -184,13 +196,6 @@ def read_layout(snap_dir: Path) -> list[tuple[str, tuple[int, ...], int, int]]:
     except (KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{LAYOUT} is not a snapshot layout ({type(e).__name__}: {e})") from None
     return out
-
-
-def _product(shape: tuple[int, ...]) -> int:
-    size = 1
-    for n in shape:
-        size *= n
-    return size
 
 
 def problems(snap_dir: Path) -> list[str]:
@@ -204,13 +209,13 @@ def problems(snap_dir: Path) -> list[str]:
         layout = read_layout(snap_dir)
     except FileNotFoundError:
         return [f"snapshots/{LAYOUT} is missing: the columns of {TRAJECTORY} have no names"]
-    except (OSError, ValueError) as e:
-        return [f"snapshots/{LAYOUT}: {e}"]
+    except OSError as e:
+        return [f"snapshots/{LAYOUT} cannot be read: {e.strerror or e}"]
+    except ValueError as e:
+        return [f"snapshots/{e}"]  # the reason starts with the file's name
     try:
         head = committed(snap_dir / TRAJECTORY)
-        params = sum(size for *_, size in layout)
-        if head.params != params:
-            raise ValueError(f"it has {head.params} columns, {LAYOUT} describes {params}")
+        _agree(head, layout)
         matrix = np.load(snap_dir / TRAJECTORY, mmap_mode="r", allow_pickle=False)
         if matrix.shape != (head.rows, head.params):  # pragma: no cover - numpy agrees
             raise ValueError(f"numpy reads shape {matrix.shape}")
@@ -275,7 +280,7 @@ def variable_names(snap_dir: Path) -> list[str]:
     return [name for name, *_ in read_layout(snap_dir)]
 
 
-def _agree(head: Header, layout: list[tuple[str, tuple[int, ...], int, int]]) -> None:
+def _agree(head: Header, layout: Layout) -> None:
     params = sum(n for *_, n in layout)
     if head.params != params:
         raise ValueError(f"it has {head.params} columns, {LAYOUT} describes {params}")
