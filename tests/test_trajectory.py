@@ -17,7 +17,7 @@ from conftest import write_run
 from weightlab import executors, trajectory
 from weightlab.check import check
 from weightlab.cli import cli
-from weightlab.errors import DamagedSnapshot, StoreError, UsageError
+from weightlab.errors import DamagedSnapshot, RunNotFound, StoreError, UsageError
 from weightlab.store import RunWriter, new_record, snapshot_usage
 from weightlab.trajectory import HEADER_LEN, TrajectoryWriter
 
@@ -74,6 +74,9 @@ def test_a_trajectory_run_reads_back_exactly_like_an_npz_run(store):
     for name in VARIABLES:
         assert np.array_equal(store.trajectory(old["id"], name), store.trajectory(new["id"], name))
     assert store.trajectory(new["id"], "dense_1/kernel").shape == (4, 2, 3)
+    for missing in (4, -1):
+        with pytest.raises(RunNotFound, match=rf"no snapshot for epoch {missing} \(epochs: 0..3\)"):
+            store.snapshot(new["id"], missing)
     on_disk = sum(p.stat().st_size for p in snap_dir(store, new).iterdir())
     assert new["snapshots"]["bytes"] == on_disk and new["snapshots"]["count"] == 4
     assert snapshot_usage(snap_dir(store, new)) == (4, on_disk)
