@@ -28,11 +28,13 @@ REPEATS = 5
 def write_store(
     root: Path, cells: list[dict[str, Any]], seeds: int, epochs: int, units: int
 ) -> None:
-    """One run per cell and seed: run.json, config.yaml, history.jsonl, one .npz per epoch."""
+    """One run per cell and seed: run.json, config.yaml, history.jsonl, the epochs' trajectory
+    (snapshots/epochs.npy and layout.json, as training writes them)."""
     import numpy as np
 
     from weightlab import stats, yamlio
-    from weightlab.store import Store, new_record, snapshot_name
+    from weightlab.store import Store, new_record
+    from weightlab.trajectory import TrajectoryWriter
 
     store = Store(root)
     n = 0
@@ -60,9 +62,10 @@ def write_store(
             w = {k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()}
             initial = dict(w)
             lines = []
+            snapshots = TrajectoryWriter(run / "snapshots")
             for epoch in range(epochs + 1):
                 w = {k: a + np.float32(0.01) * a for k, a in w.items()}
-                np.savez(run / "snapshots" / snapshot_name(epoch), **w)  # type: ignore[arg-type]
+                snapshots.append(epoch, w)
                 row: dict[str, Any] = {"epoch": epoch}
                 if epoch:
                     row["loss"] = (25.0 if not bias else 0.01) + 1 / epoch + seed * 1e-3

@@ -54,10 +54,13 @@ def write_run(
     losses: list[float] | None = None,
     use_bias: bool = True,
     diverged_at: int | None = None,
+    trajectory: bool = False,
 ):
     """Write a realistic run directory with the library's own writer, without TensorFlow.
 
     Weights follow a fixed random walk so that statistics and snapshots are consistent.
+    Snapshots are one ``.npz`` per epoch as older versions wrote them, or with ``trajectory``
+    the ``epochs.npy`` + ``layout.json`` that training writes now.
     """
     import numpy as np
 
@@ -152,7 +155,11 @@ def write_run(
         }
         writer.append_history(row)
         if diverged_at is None or epoch < diverged_at:
-            written["bytes"] += writer.write_snapshot(snapshot_name(epoch), arrays)
+            written["bytes"] += (
+                writer.append_epoch_snapshot(epoch, arrays)
+                if trajectory
+                else writer.write_snapshot(snapshot_name(epoch), arrays)
+            )
             written["count"] += 1
         previous = arrays
     writer.close()

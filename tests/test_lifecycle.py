@@ -272,7 +272,11 @@ from conftest import write_run
 from weightlab.store import Store
 store = Store.open({root!r})
 for i in range({n}):
-    write_run(store, experiment="w{worker}", batch="b{worker}", seed=i, epochs={epochs})
+    # Odd writers append to an epochs.npy trajectory, even ones write .npz files.
+    write_run(
+        store, experiment="w{worker}", batch="b{worker}", seed=i, epochs={epochs},
+        trajectory={worker} % 2 == 1,
+    )
 """
 
 
@@ -457,3 +461,8 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(store):
     assert [row["epoch"] for row in history] == list(range(7))
     assert history == store.history(fresh["id"])
     assert resumed["final"] == fresh["final"]
+    # The trajectory file too, byte for byte, and the bookkeeping of what is on disk.
+    files = [store.run_dir(r) / "snapshots" / "epochs.npy" for r in (run_id, fresh["id"])]
+    assert files[0].read_bytes() == files[1].read_bytes()
+    assert resumed["snapshots"] == fresh["snapshots"]
+    assert resumed["snapshots"]["bytes"] == lifecycle.snapshot_bytes(str(files[0].parent))

@@ -228,7 +228,11 @@ def test_compressed_snapshots_read_back_identically(write_config, store):
     path = store.run_dir(packed["id"]) / "snapshots" / "epoch-0001.npz"
     with zipfile.ZipFile(path) as z:
         assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
-    with zipfile.ZipFile(store.run_dir(plain["id"]) / "snapshots" / "epoch-0001.npz") as z:
+    assert (store.run_dir(packed["id"]) / "snapshots" / "epoch-0000.npz").exists()
+    assert not (store.run_dir(packed["id"]) / "snapshots" / "epochs.npy").exists()
+    # Uncompressed: the epochs in one trajectory file, the steps files stored as they are.
+    assert (store.run_dir(plain["id"]) / "snapshots" / "epochs.npy").exists()
+    with zipfile.ZipFile(store.run_dir(plain["id"]) / "snapshots" / "steps-0001.npz") as z:
         assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
 
 
@@ -239,14 +243,14 @@ def test_a_failed_write_fails_the_run_and_never_gets_ahead_of_history(
     from weightlab.store import RunWriter
     from weightlab.training.runner import run_experiment
 
-    original = RunWriter.write_snapshot
+    original = RunWriter.append_epoch_snapshot
 
-    def flaky(self, filename, arrays):
-        if filename == "epoch-0002.npz":
+    def flaky(self, epoch, arrays):
+        if epoch == 2:
             raise OSError(28, "No space left on device")
-        return original(self, filename, arrays)
+        return original(self, epoch, arrays)
 
-    monkeypatch.setattr(RunWriter, "write_snapshot", flaky)
+    monkeypatch.setattr(RunWriter, "append_epoch_snapshot", flaky)
     (record,) = run_experiment(load_experiment(write_config(SMALL)), store)
     assert record["status"] == "failed" and "No space left" in record["error"]
     assert store.snapshot_epochs(record["id"]) == [0, 1]

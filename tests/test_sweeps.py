@@ -301,11 +301,13 @@ SWEEP = [*TINY, "--seeds", "0-1"]
 
 
 def snapshots_by_run(store, records):
-    """``{(cell, seed): {epoch: {key: array}}}`` of every run."""
+    """``{(cell, seed): {epoch: {key: array}, "files": {name: bytes}}}`` of every run."""
     out = {}
     for r in records:
         key = (json.dumps(r["cell"], sort_keys=True), r["seed"])
         out[key] = {e: store.snapshot(r["id"], e) for e in store.snapshot_epochs(r["id"])}
+        snaps = store.run_dir(r["id"]) / "snapshots"
+        out[key]["files"] = {p.name: p.read_bytes() for p in sorted(snaps.iterdir())}
     return out
 
 
@@ -313,7 +315,9 @@ def assert_identical(a, b):
     assert a.keys() == b.keys()
     for key in a:
         assert a[key].keys() == b[key].keys()
-        for epoch in a[key]:
+        # The same files, byte for byte: epochs.npy and layout.json, wherever the run trained.
+        assert a[key]["files"] == b[key]["files"] and "epochs.npy" in a[key]["files"]
+        for epoch in (e for e in a[key] if e != "files"):
             for name, array in a[key][epoch].items():
                 assert np.array_equal(array, b[key][epoch][name]), (key, epoch, name)
 

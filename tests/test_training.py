@@ -54,9 +54,12 @@ def test_statuses_and_batch(bias_runs):
 def test_snapshot_count_is_epochs_plus_one(bias_runs):
     store, records = bias_runs
     for r in records:
-        assert snapshot_files(store, r["id"]) == [f"epoch-{e:04d}.npz" for e in range(4)]
+        assert snapshot_files(store, r["id"]) == ["epochs.npy", "layout.json"]
         assert store.snapshot_epochs(r["id"]) == [0, 1, 2, 3]
-        assert r["snapshots"]["count"] == 4 and r["snapshots"]["bytes"] > 0
+        matrix = np.load(store.run_dir(r["id"]) / "snapshots" / "epochs.npy", mmap_mode="r")
+        assert matrix.shape == (4, sum(a.size for a in store.snapshot(r["id"], 0).values()))
+        on_disk = sum(p.stat().st_size for p in (store.run_dir(r["id"]) / "snapshots").iterdir())
+        assert r["snapshots"]["count"] == 4 and r["snapshots"]["bytes"] == on_disk
 
 
 def test_snapshot_keys_follow_layer_names(bias_runs):
@@ -193,7 +196,8 @@ def test_snapshots_every_n_batches_and_never(tmp_path):
     steps, arrays = store.step_snapshots(every["id"])
     assert steps.tolist() == [3, 6, 9, 12] and arrays["neuron/kernel"].shape == (4, 1, 1)
     assert every["snapshots"]["steps"] == 4
-    assert len([f for f in files if f.startswith("epoch-")]) == 4
+    assert store.snapshot_epochs(every["id"]) == [0, 1, 2, 3]
+    assert every["snapshots"]["count"] == 4 + 3, "4 epochs and 3 steps files"
     (never,) = train(CONFIGS / "linear-regression.yaml", "snapshots.every=never", store=store)
     assert snapshot_files(store, never["id"]) == []
     assert len(store.history(never["id"])) == 4, "statistics are still recorded"

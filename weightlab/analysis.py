@@ -530,7 +530,7 @@ class _Trajectories:
         la, lb = self.losses(a), self.losses(b)
         common = [e for e in sorted(set(la) & set(lb)) if e > 0]
         gaps = {e: loss_gap(la[e], lb[e]) for e in common}
-        snaps = sorted(set(self.store.snapshot_epochs(a)) & set(self.store.snapshot_epochs(b)))
+        snaps = sorted(set(self.snapshot_epochs(a)) & set(self.snapshot_epochs(b)))
         wanted = every_kth(snaps, self.every) if self.per_epoch else snaps[-1:]
         dist = {e: self.distance(a, b, e) for e in wanted}
         last = dist[wanted[-1]] if wanted else weight_distance({}, {})
@@ -560,6 +560,15 @@ class _Trajectories:
                 f"{a} and {b} have no variables of the same name and shape: no weight distance"
             )
         return out
+
+    def snapshot_epochs(self, run_id: str) -> list[int]:
+        try:
+            return self.store.snapshot_epochs(run_id)
+        except DamagedSnapshot as e:  # say so, go on without its distances
+            note = f"{run_id}: snapshots unreadable ({e.reason}): no weight distance"
+            if note not in self.notes:
+                self.notes.append(note)
+            return []
 
     def distance(self, a: str, b: str, epoch: int) -> dict[str, Any]:
         # One epoch of each run in memory at a time, never a whole trajectory.

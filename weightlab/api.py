@@ -112,18 +112,8 @@ class Run:
         Raises:
             UsageError: no such variable (with the names it has), or no snapshots at all.
         """
-        import numpy as np
-
-        epochs = self._snapshot_epochs()
-        first = self._store.snapshot(self.id, epochs[0])
-        if variable not in first:
-            names = list(first)
-            raise UsageError(
-                f"run {self.id} has no variable {variable!r}{did_you_mean(variable, names)} "
-                f"(variables: {', '.join(names)})"
-            )
-        rest = [self._store.snapshot(self.id, e)[variable] for e in epochs[1:]]
-        return np.stack([first[variable], *rest])
+        self._snapshot_epochs()  # says so when there are none
+        return self._store.trajectory(self.id, variable)
 
     def _snapshot_epochs(self) -> list[int]:
         epochs = self.epochs

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from weightlab import jsonio
+from weightlab import jsonio, trajectory
 from weightlab.errors import StoreError
 from weightlab.store import Store, load_snapshot
 
@@ -47,6 +47,7 @@ def damage(store: Store, run_id: str) -> list[str]:
     except Exception as e:
         problems.append(f"config.yaml: {str(e).splitlines()[0]}")
     problems += _history_problems(run_dir / "history.jsonl", record.get("status") == "running")
+    problems += trajectory.problems(run_dir / "snapshots")
     for path in sorted((run_dir / "snapshots").glob("*.npz")):
         try:
             load_snapshot(path, run_id)

@@ -37,7 +37,16 @@ from urllib.parse import urlsplit
 from weightlab import data, jsonio, lifecycle, stats, yamlio
 from weightlab.config import Experiment, RunSpec, flatten
 from weightlab.errors import ConfigError, DataError, Problem, UsageError, WeightlabError
-from weightlab.store import RunWriter, Store, new_id, new_record, now_iso, npz_bytes
+from weightlab.store import (
+    EpochSnapshots,
+    RunWriter,
+    Store,
+    new_id,
+    new_record,
+    now_iso,
+    npz_bytes,
+)
+from weightlab.trajectory import TrajectoryWriter
 
 if TYPE_CHECKING:
     import numpy as np
@@ -470,12 +479,13 @@ def _handle(sweep: _Sweep, w: _Process, message: tuple[Any, ...]) -> None:
 # ---- Dask distributed ----------------------------------------------------------------------------
 
 
-class MemoryWriter:
+class MemoryWriter(EpochSnapshots):
     """The interface of :class:`~weightlab.store.RunWriter`, in memory: a Dask task returns it.
 
     The run gets its id when the client writes it into the store (:func:`write_collected`).
     ``dir`` is a temporary directory on the worker for what Keras callbacks write themselves
-    (``train.tensorboard``); its files travel back with the run.
+    (``train.tensorboard``) and for the epochs' trajectory, written there exactly as
+    :class:`RunWriter` writes it; its files travel back with the run.
     """
 
     def __init__(self, store: Any, record: dict[str, Any], config: dict[str, Any]):
@@ -484,6 +494,9 @@ class MemoryWriter:
         self.history: list[dict[str, Any]] = []
         self.files: dict[str, bytes] = {}  # path in the run directory -> contents
         self.dir = Path(tempfile.mkdtemp(prefix="weightlab-run-"))
+        (self.dir / "snapshots").mkdir()
+        compress = bool(config["snapshots"].get("compress", False))
+        self.epochs = None if compress else TrajectoryWriter(self.dir / "snapshots")
 
     @property
     def id(self) -> str:

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from weightlab import trajectory
+
 # Process start times come from /proc with a resolution of one clock tick; a reused pid starts
 # later than the original process by at least that process's lifetime.
 _START_TOLERANCE = 0.5
@@ -100,9 +102,10 @@ def scan(run_dir: str, record: dict[str, Any] | None = None) -> tuple[list[int] 
     """One look at a run directory, cheap enough for ``ls``: run.json's ``[size, mtime_ns]``
     (to tell whether the index's copy is current) and what is visibly wrong, if anything.
 
+    Always whether ``snapshots/epochs.npy`` is as long as its header says (one small read).
     With ``record``, also whether the snapshot files add up to the bytes it records (a truncated
     or deleted ``.npz``): one stat per file, so ``compare`` asks for it and ``ls`` does not.
-    ``weightlab check`` reads every file; this only looks at names and sizes.
+    ``weightlab check`` reads every file; this only looks at headers, names and sizes.
     """
     try:
         entries = {e.name: e for e in os.scandir(run_dir)}
@@ -117,9 +120,13 @@ def scan(run_dir: str, record: dict[str, Any] | None = None) -> tuple[list[int] 
     for name in ("config.yaml", "history.jsonl"):
         if name not in entries:
             return signature, f"{name} is missing"
+    snap_dir = os.path.join(run_dir, "snapshots")
+    damaged = trajectory.damage(snap_dir)
+    if damaged:
+        return signature, damaged
     recorded = ((record or {}).get("snapshots") or {}).get("bytes") or 0
     if recorded and record and record.get("status") != "running":
-        on_disk = snapshot_bytes(os.path.join(run_dir, "snapshots"))
+        on_disk = snapshot_bytes(snap_dir)
         if on_disk < recorded:
             return signature, (
                 f"snapshot files hold {on_disk} bytes, run.json records {recorded} "
@@ -130,11 +137,12 @@ def scan(run_dir: str, record: dict[str, Any] | None = None) -> tuple[list[int] 
 
 def snapshot_bytes(snap_dir: str) -> int:
     """Total size of the finished snapshot files (temporary files start with a dot)."""
+    own = (trajectory.TRAJECTORY, trajectory.LAYOUT)
     try:
         return sum(
             e.stat().st_size
             for e in os.scandir(snap_dir)
-            if e.name.endswith(".npz") and not e.name.startswith(".")
+            if (e.name.endswith(".npz") and not e.name.startswith(".")) or e.name in own
         )
     except OSError:
         return 0

@@ -320,8 +320,6 @@ def _biases(
     layer: str | None,
 ) -> dict[str, Any]:
     """One panel per run: every bias value of one layer over the snapshot epochs."""
-    import numpy as np
-
     shown = records[:MAX_PANELS]
     cols = min(len(shown), 3)
     axes = fig.subplots(math.ceil(len(shown) / cols), cols, squeeze=False).ravel()
@@ -332,9 +330,12 @@ def _biases(
         _epoch_axis(ax)
         epochs = store.snapshot_epochs(r["id"])
         key = f"{chosen}/bias"
-        snaps = [store.snapshot(r["id"], e) for e in epochs]
-        if chosen is None or not snaps or key not in snaps[0]:
-            if not snaps:
+        values = None
+        if chosen is not None and epochs:
+            with contextlib.suppress(UsageError):  # no such variable: said below
+                values = store.trajectory(r["id"], key)  # (epochs, units)
+        if values is None:
+            if not epochs:
                 what = "no snapshots (snapshots.every: never)"
             elif chosen is None:
                 what = "no layer has a bias (use_bias: false)"
@@ -345,7 +346,6 @@ def _biases(
             ax.set_yticks([])
             drawn[r["id"]] = None
             continue
-        values = np.stack([s[key] for s in snaps])  # (epochs, units)
         units = values.shape[1]
         for u in range(min(units, MAX_UNITS)):
             ax.plot(epochs, values[:, u], linewidth=1)

@@ -404,7 +404,7 @@ def run_detail(detail: dict[str, Any], config: dict[str, Any], width: int = 80) 
         "time",
         f"{num(timing.get('train_seconds'), 3)} s training, "
         f"{num(timing.get('snapshot_seconds'), 3)} s snapshots "
-        f"({(r.get('snapshots') or {}).get('count', 0)} files)",
+        f"({(r.get('snapshots') or {}).get('count', 0)} snapshots)",
     )
     if r.get("error"):
         head.add_row("error", Text(r["error"], style="red"))

@@ -8,7 +8,10 @@ Layout::
         config.yaml                the fully resolved config of this one run
         run.json                   id, experiment, batch, seed, status, final metrics, timing, ...
         history.jsonl              one JSON object per epoch: metrics and per-variable statistics
-        snapshots/epoch-0000.npz   every variable at epoch 0 (initial values), 1, 2, ...
+        snapshots/epochs.npy       every variable at every epoch: row k = epoch k, flattened
+        snapshots/layout.json      which columns of epochs.npy hold which variable
+        snapshots/epoch-0000.npz   instead, with `snapshots.compress` (and in runs of older
+                                   versions): one file per epoch, 0 (initial values), 1, 2, ...
         snapshots/steps-0001.npz   with `snapshots.every: N`: the steps of epoch 1 taken every N
                                    batches, stacked (`step` plus each variable, step axis first)
         error.txt                  the traceback of a failed run
@@ -34,9 +37,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from weightlab import jsonio, lifecycle, yamlio
+from weightlab import jsonio, lifecycle, trajectory, yamlio
 from weightlab.config import did_you_mean, flatten
-from weightlab.errors import DamagedSnapshot, RunNotFound, StoreError
+from weightlab.errors import DamagedSnapshot, RunNotFound, StoreError, UsageError
+from weightlab.trajectory import TRAJECTORY, TrajectoryWriter
 
 if TYPE_CHECKING:  # numpy costs ~0.15 s to import; `ls` never needs it
     import numpy as np
@@ -438,20 +442,79 @@ class Store:
         return rows
 
     def snapshot_epochs(self, run_id: str) -> list[int]:
+        """The epochs with a snapshot: the trajectory's committed rows, else the ``.npz`` files.
+
+        Raises:
+            DamagedSnapshot: the trajectory's header cannot be read.
+        """
+        snap_dir = self.run_dir(run_id) / "snapshots"
         try:  # plain names, not Path.glob: compare lists the snapshots of hundreds of runs
-            names = os.listdir(self.run_dir(run_id) / "snapshots")
+            names = os.listdir(snap_dir)
         except (FileNotFoundError, NotADirectoryError):
             return []
+        if TRAJECTORY in names:
+            try:
+                return list(range(trajectory.committed(snap_dir / TRAJECTORY).rows))
+            except (OSError, ValueError) as e:
+                raise _damaged(run_id, TRAJECTORY, e) from None
         return sorted(int(n[6:-4]) for n in names if n.startswith("epoch-") and n.endswith(".npz"))
 
     def snapshot(self, run_id: str, epoch: int) -> dict[str, np.ndarray]:
-        """Every variable of a run at ``epoch``, as ``{"dense_1/kernel": array, ...}``."""
-        path = self.run_dir(run_id) / "snapshots" / snapshot_name(epoch)
-        if not path.exists():
-            have = self.snapshot_epochs(run_id)
-            span = f"{have[0]}..{have[-1]}" if have else "none"
-            raise RunNotFound(f"run {run_id} has no snapshot for epoch {epoch} (epochs: {span})")
-        return load_snapshot(path, run_id)
+        """Every variable of a run at ``epoch``, as ``{"dense_1/kernel": array, ...}``.
+
+        From a trajectory only that epoch's row is read: compare reads one epoch of many runs.
+        """
+        snap_dir = self.run_dir(run_id) / "snapshots"
+        if (snap_dir / TRAJECTORY).exists():
+            try:
+                return trajectory.read_epoch(snap_dir, epoch)
+            except IndexError:
+                pass  # named below
+            except (OSError, ValueError) as e:
+                raise _damaged(run_id, TRAJECTORY, e) from None
+        else:
+            path = snap_dir / snapshot_name(epoch)
+            if path.exists():
+                return load_snapshot(path, run_id)
+        have = self.snapshot_epochs(run_id)
+        span = f"{have[0]}..{have[-1]}" if have else "none"
+        raise RunNotFound(f"run {run_id} has no snapshot for epoch {epoch} (epochs: {span})")
+
+    def trajectory(self, run_id: str, variable: str) -> np.ndarray:
+        """One variable at every snapshot epoch, stacked: shape ``(epochs, *shape)``.
+
+        One column range of the trajectory file (memory-mapped), or every ``.npz`` of an older
+        or compressed run.
+
+        Raises:
+            UsageError: the run has no such variable (the message lists those it has), or no
+                snapshots at all.
+            DamagedSnapshot: a snapshot file cannot be read.
+        """
+        import numpy as np
+
+        snap_dir = self.run_dir(run_id) / "snapshots"
+        if (snap_dir / TRAJECTORY).exists():
+            try:
+                values = trajectory.read_variable(snap_dir, variable)
+                if values is not None:
+                    return values
+                names = trajectory.variable_names(snap_dir)
+            except (OSError, ValueError) as e:
+                raise _damaged(run_id, TRAJECTORY, e) from None
+        else:
+            epochs = self.snapshot_epochs(run_id)
+            if not epochs:
+                raise UsageError(f"run {run_id} has no weight snapshots (snapshots.every: never?)")
+            first = self.snapshot(run_id, epochs[0])
+            if variable in first:
+                rest = [self.snapshot(run_id, e)[variable] for e in epochs[1:]]
+                return np.stack([first[variable], *rest])
+            names = list(first)
+        raise UsageError(
+            f"run {run_id} has no variable {variable!r}{did_you_mean(variable, names)} "
+            f"(variables: {', '.join(names)})"
+        )
 
     def step_snapshots(self, run_id: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """A run's per-step snapshots (``snapshots.every: N``), all epochs stacked.
@@ -497,6 +560,10 @@ def _identity(record: dict[str, Any]) -> dict[str, Any]:
     """The fields of a readable record worth keeping when its run turns out damaged."""
     keep = ("experiment", "batch", "index", "seed", "cell", "epochs", "started_at", "config")
     return {k: record[k] for k in keep if k in record}
+
+
+def _damaged(run_id: str, name: str, error: Exception) -> DamagedSnapshot:
+    return DamagedSnapshot(f"run {run_id}: snapshot {name} is damaged: {error}", str(error))
 
 
 def load_snapshot(path: Path, run_id: str = "") -> dict[str, np.ndarray]:
@@ -548,8 +615,50 @@ def steps_name(epoch: int, part: int = 0) -> str:
     return f"steps-{epoch:04d}.npz" if part == 0 else f"steps-{epoch:04d}.{part}.npz"
 
 
-class RunWriter:
-    """Writes one run's directory. Every file is replaced atomically; history is appended."""
+def snapshot_usage(snap_dir: Path) -> tuple[int, int]:
+    """``(snapshots, bytes)`` in a snapshots directory: epochs (trajectory rows or ``.npz``
+    files) plus steps files, and the bytes of every finished file."""
+    try:
+        names = [n for n in os.listdir(snap_dir) if n.endswith(".npz") and not n.startswith(".")]
+    except FileNotFoundError:
+        return 0, 0
+    rows = 0
+    if (snap_dir / TRAJECTORY).exists():
+        rows = trajectory.committed(snap_dir / TRAJECTORY).rows
+    return rows + len(names), lifecycle.snapshot_bytes(str(snap_dir))
+
+
+class EpochSnapshots:
+    """Where a writer puts each epoch's snapshot: a row of ``epochs.npy``, or an ``.npz`` file
+    with ``snapshots.compress`` (zip-deflated, as before) and for variables that are not float32.
+
+    Shared by :class:`RunWriter` and the Dask worker's in-memory writer, so both write the same
+    bytes.
+    """
+
+    dir: Path
+    epochs: TrajectoryWriter | None  # None: one .npz per epoch
+
+    def write_snapshot(self, filename: str, arrays: dict[str, np.ndarray]) -> int:
+        raise NotImplementedError
+
+    def append_epoch_snapshot(self, epoch: int, arrays: dict[str, np.ndarray]) -> int:
+        """Record every variable at ``epoch`` (epochs arrive in order, from 0).
+
+        Returns:
+            The bytes this added on disk.
+        """
+        if self.epochs is not None:
+            added = self.epochs.append(epoch, arrays)
+            if added is not None:
+                return added
+            self.epochs = None  # not float32: this run keeps one .npz per epoch
+        return self.write_snapshot(snapshot_name(epoch), arrays)
+
+
+class RunWriter(EpochSnapshots):
+    """Writes one run's directory. Every file is replaced atomically; history and the epochs'
+    trajectory are appended (see :mod:`weightlab.trajectory`)."""
 
     def __init__(self, store: Store, record: dict[str, Any], config: dict[str, Any]):
         self.store = store
@@ -558,6 +667,7 @@ class RunWriter:
         self.compress = bool(config.get("snapshots", {}).get("compress", False))
         try:
             self.dir = self._create(store, record, yamlio.dump(config).encode())
+            self.epochs = None if self.compress else TrajectoryWriter(self.dir / "snapshots")
             self._history = (self.dir / "history.jsonl").open("a", encoding="utf-8")
         except OSError as e:
             raise StoreError(f"cannot write runs into {store.root}: {e.strerror or e}") from None
@@ -603,8 +713,20 @@ class RunWriter:
         self.flat = flatten(config)
         self.compress = bool(config.get("snapshots", {}).get("compress", False))
         self.dir = store.run_dir(run_id)
+        # A run goes on as it began: older runs and compressed ones with one .npz per epoch.
+        npz = self.compress or any((self.dir / "snapshots").glob("epoch-*.npz"))
+        self.epochs = None if npz else TrajectoryWriter(self.dir / "snapshots")
         self._history = (self.dir / "history.jsonl").open("a", encoding="utf-8")
         return self
+
+    def drop_snapshots_after(self, epoch: int) -> None:
+        """Remove what was recorded after ``epoch`` (``resume`` trains those epochs again)."""
+        for path in (self.dir / "snapshots").glob("*.npz"):
+            # epoch-EEEE.npz, steps-EEEE.npz, steps-EEEE.P.npz: the epoch is the first number
+            if int(path.name.split(".")[0].split("-")[1]) > epoch:
+                path.unlink()
+        if self.epochs is not None:
+            self.epochs.truncate(epoch + 1)
 
     def rewrite_history(self, rows: list[dict[str, Any]]) -> None:
         """Replace history.jsonl by ``rows`` atomically (resume drops rows past its epoch)."""
@@ -627,7 +749,7 @@ class RunWriter:
         self._history.flush()
 
     def write_snapshot(self, filename: str, arrays: dict[str, np.ndarray]) -> int:
-        """Write one snapshot file atomically (zip-deflated with ``snapshots.compress``).
+        """Write one ``.npz`` snapshot file atomically (zip-deflated with ``snapshots.compress``).
 
         Returns:
             The file's size in bytes.

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from weightlab.background import BackgroundWriter
 from weightlab.stats import variable_stats
-from weightlab.store import RunWriter, snapshot_name, steps_name
+from weightlab.store import RunWriter, snapshot_usage, steps_name
 from weightlab.training.model import variables
 
 # Per-step buffers inside the compiled step are capped at this many bytes; the runner shortens
@@ -71,7 +71,7 @@ class WeightSnapshots(keras.callbacks.Callback):
         self.earlier_snapshot_seconds = 0.0  # of the sessions before a resume
         self.resumed = False
         self.batches_seen = 0  # optimizer steps so far, restored with the state on resume
-        self.snapshot_count = 0  # files written
+        self.snapshot_count = 0  # epoch snapshots and steps files written
         self.snapshot_bytes = 0
         self.step_count = 0  # per-step snapshots written (inside the steps files)
         self.last_logs: dict[str, Any] = {}
@@ -83,6 +83,11 @@ class WeightSnapshots(keras.callbacks.Callback):
     def _save(self, filename: str, arrays: dict[str, np.ndarray]) -> None:
         """Write one snapshot file (on the writer thread)."""
         self.snapshot_bytes += self.writer.write_snapshot(filename, arrays)
+        self.snapshot_count += 1
+
+    def _save_epoch(self, epoch: int, arrays: dict[str, np.ndarray]) -> None:
+        """Append one epoch's snapshot to the run's trajectory (on the writer thread)."""
+        self.snapshot_bytes += self.writer.append_epoch_snapshot(epoch, arrays)
         self.snapshot_count += 1
 
     def record(self, epoch: int, logs: dict[str, Any]) -> bool:
@@ -121,7 +126,7 @@ class WeightSnapshots(keras.callbacks.Callback):
     ) -> None:
         """The snapshot file, then the statistics line (on the writer thread)."""
         if finite and self.every != "never":
-            self._save(snapshot_name(epoch), arrays)
+            self._save_epoch(epoch, arrays)
         stats = {
             k: variable_stats(a, self.initial[k], None if previous is None else previous[k])
             for k, a in arrays.items()
@@ -152,8 +157,8 @@ class WeightSnapshots(keras.callbacks.Callback):
     ) -> None:
         """Continue after ``epoch`` of a stopped run: its history rows and epoch-0 arrays.
 
-        Snapshot files of later epochs (written after the resume state was) are removed: the
-        resumed run writes them again, bit for bit.
+        Snapshots of later epochs (written after the resume state was) are removed: the resumed
+        run writes them again, bit for bit.
         """
         self.resumed = True
         self.epochs_completed = epoch
@@ -167,17 +172,12 @@ class WeightSnapshots(keras.callbacks.Callback):
         self.snapshot_seconds = self.earlier_snapshot_seconds = float(
             record["timing"].get("snapshot_seconds", 0.0)
         )
-        for path in sorted((self.writer.dir / "snapshots").glob("*.npz")):
-            # epoch-EEEE.npz, steps-EEEE.npz, steps-EEEE.P.npz: the epoch is the first number
-            epoch_of = int(path.name.split(".")[0].split("-")[1])
-            if epoch_of > epoch:
-                path.unlink()
-                continue
-            self.snapshot_count += 1
-            self.snapshot_bytes += path.stat().st_size
-            if path.name.startswith("steps-"):
-                with np.load(path, allow_pickle=False) as npz:
-                    self.step_count += len(npz["step"])
+        self.writer.drop_snapshots_after(epoch)
+        snap_dir = self.writer.dir / "snapshots"
+        self.snapshot_count, self.snapshot_bytes = snapshot_usage(snap_dir)
+        for path in snap_dir.glob("steps-*.npz"):
+            with np.load(path, allow_pickle=False) as npz:
+                self.step_count += len(npz["step"])
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if not self.resumed:
