@@ -6,8 +6,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -53,17 +54,29 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
     Without ``fsync`` the file is still complete or absent after the process is killed (the
     rename is atomic), only not after a power cut; for files that cost nothing to lose.
     """
+    atomic_write(path, lambda fh: fh.write(data), fsync=fsync)
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object], *, fsync: bool = True) -> int:
+    """:func:`atomic_write_bytes` for a writer that streams into the file itself (``np.savez``),
+    sparing a copy of the whole contents in memory.
+
+    Returns:
+        The file's size in bytes.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
+            size = fh.tell()
             if fsync:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return size
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from weightlab import jsonio, lifecycle, trajectory, yamlio
 from weightlab.config import did_you_mean, flatten
@@ -599,12 +599,17 @@ def snapshot_name(epoch: int) -> str:
 
 def npz_bytes(arrays: dict[str, np.ndarray], compress: bool = False) -> bytes:
     """The ``.npz`` file of ``arrays``, zip-deflated when ``compress`` (``snapshots.compress``)."""
+    buf = io.BytesIO()
+    save_npz(buf, arrays, compress)
+    return buf.getvalue()
+
+
+def save_npz(fh: IO[bytes], arrays: dict[str, np.ndarray], compress: bool = False) -> None:
+    """Write the ``.npz`` file of ``arrays`` into ``fh`` (seekable: the same bytes as in memory)."""
     import numpy as np
 
-    buf = io.BytesIO()
     save = np.savez_compressed if compress else np.savez
-    save(buf, **arrays)  # type: ignore[arg-type]
-    return buf.getvalue()
+    save(fh, **arrays)  # type: ignore[arg-type]
 
 
 def steps_name(epoch: int, part: int = 0) -> str:
@@ -754,9 +759,9 @@ class RunWriter(EpochSnapshots):
         Returns:
             The file's size in bytes.
         """
-        data = npz_bytes(arrays, self.compress)
-        jsonio.atomic_write_bytes(self.dir / "snapshots" / filename, data)
-        return len(data)
+        return jsonio.atomic_write(
+            self.dir / "snapshots" / filename, lambda fh: save_npz(fh, arrays, self.compress)
+        )
 
     def write_text(self, filename: str, text: str) -> None:
         jsonio.atomic_write_bytes(self.dir / filename, text.encode())

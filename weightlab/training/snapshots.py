@@ -321,9 +321,18 @@ class BatchWeightSnapshots(WeightSnapshots):
 def stack_finite(
     chunks: list[tuple[np.ndarray, dict[str, np.ndarray]]],
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Concatenate drained chunks along the step axis, keeping only all-finite steps."""
-    steps = np.concatenate([s for s, _ in chunks])
-    arrays = {k: np.concatenate([a[k] for _, a in chunks]) for k in chunks[0][1]}
+    """Concatenate drained chunks along the step axis, keeping only all-finite steps.
+
+    The usual case, one chunk (one compiled call per epoch) with nothing non-finite, is returned
+    as it is: these are megabytes per epoch, copied on the writer thread while training goes on.
+    """
+    if len(chunks) == 1:
+        steps, arrays = chunks[0]
+    else:
+        steps = np.concatenate([s for s, _ in chunks])
+        arrays = {k: np.concatenate([a[k] for _, a in chunks]) for k in chunks[0][1]}
+    if all(np.isfinite(a).all() for a in arrays.values()):
+        return steps, arrays
     keep = np.ones(len(steps), dtype=bool)
     for a in arrays.values():
         keep &= np.isfinite(a.reshape(len(steps), -1)).all(axis=1)
