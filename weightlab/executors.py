@@ -260,6 +260,29 @@ class _Sweep:
         return SweepResult(self.batch, records, len(self.experiment.runs) - len(records))
 
 
+def spec_record(
+    spec: RunSpec,
+    batch: str,
+    *,
+    data: dict[str, Any],
+    versions: dict[str, str],
+    source: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The new run record (``running``) of ``spec`` in sweep ``batch``."""
+    return new_record(
+        experiment=spec.experiment,
+        batch=batch,
+        index=spec.index,
+        seed=spec.seed,
+        cell=spec.cell,
+        epochs=spec.config["train"]["epochs"],
+        snapshots_every=spec.config["snapshots"]["every"],
+        data=data,
+        versions=versions,
+        source=source,
+    )
+
+
 def record_failure(
     store: Store,
     spec: RunSpec,
@@ -285,18 +308,7 @@ def record_failure(
         record["epochs_completed"] = max(0, len(history) - 1)
         flat = flatten(store.config(run_id))
     else:
-        record = new_record(
-            experiment=spec.experiment,
-            batch=batch,
-            index=spec.index,
-            seed=spec.seed,
-            cell=spec.cell,
-            epochs=spec.config["train"]["epochs"],
-            snapshots_every=spec.config["snapshots"]["every"],
-            data=data_info,
-            versions={},
-            source=source,
-        )
+        record = spec_record(spec, batch, data=data_info, versions={}, source=source)
         record["epochs_completed"] = epochs_completed
         writer = RunWriter(store, record, spec.config)
         writer.close()

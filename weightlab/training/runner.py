@@ -18,9 +18,9 @@ from weightlab import __version__, data, lifecycle, stats
 from weightlab.config import Experiment, RunSpec
 from weightlab.errors import ConfigError, Problem
 from weightlab.executors import data_key as _data_key
-from weightlab.executors import load_datasets
+from weightlab.executors import load_datasets, spec_record
 from weightlab.resume import ResumePlan, fingerprint
-from weightlab.store import RunWriter, Store, new_id, new_record, now_iso
+from weightlab.store import RunWriter, Store, new_id, now_iso
 from weightlab.training import keras_names, state
 from weightlab.training.model import build, compile_model
 from weightlab.training.snapshots import STEP_BUFFER_BYTES, WeightSnapshots, snapshot_callback
@@ -177,18 +177,8 @@ def train_run(
         ``interrupted`` and is re-raised.
     """
     cfg = spec.config
-    record = new_record(
-        experiment=spec.experiment,
-        batch=batch,
-        index=spec.index,
-        seed=spec.seed,
-        cell=spec.cell,
-        epochs=cfg["train"]["epochs"],
-        snapshots_every=cfg["snapshots"]["every"],
-        data={**dataset.info, "fingerprint": fingerprint(dataset)},
-        versions=versions(),
-        source=source,
-    )
+    data_info = {**dataset.info, "fingerprint": fingerprint(dataset)}
+    record = spec_record(spec, batch, data=data_info, versions=versions(), source=source)
     writer = make_writer(store, record, cfg)
     return _train(writer, cfg, spec.seed, dataset, on_event or (lambda event: None))
 
