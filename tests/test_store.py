@@ -183,3 +183,21 @@ def test_unwritable_store_is_a_clear_error(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(StoreError, match=r"cannot write runs into .*file/store"):
         RunWriter(Store(blocker / "store"), {"id": None}, {})
+
+
+def test_a_new_index_waits_for_a_process_that_holds_it(tmp_path):
+    """The first processes on a new store race to switch its index to WAL; SQLite refuses that
+    switch at once while another connection writes, rather than waiting: the opener retries."""
+    import threading
+
+    store = Store(tmp_path / "store")
+    store.root.mkdir()
+    holder = sqlite3.connect(store.index_path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")  # a database still in rollback-journal mode
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (1)")  # another opener, writing: SQLite would not wait
+    threading.Timer(0.3, holder.rollback).start()
+    with store._db(write=True) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    holder.close()
+    assert store.select() == []

@@ -169,8 +169,7 @@ class Store:
             raise StoreError(f"cannot open the index {self.index_path}: {e}") from None
         try:
             con.execute("PRAGMA busy_timeout = 30000")
-            con.execute("PRAGMA journal_mode = WAL")
-            con.executescript(_SCHEMA)
+            _initialize(con)
             if write:
                 con.execute("BEGIN IMMEDIATE")
             yield con
@@ -534,6 +533,26 @@ class Store:
         steps = np.concatenate([c["step"] for c in chunks])
         order = np.argsort(steps, kind="stable")  # the parts of an epoch sort after its first file
         return steps[order], {k: np.concatenate([c[k] for c in chunks])[order] for k in keys}
+
+
+def _initialize(con: sqlite3.Connection, patience: float = 30.0) -> None:
+    """WAL mode and the schema, retried while other processes hold the database.
+
+    Processes that open a new store at the same moment (the workers of a sweep starting their
+    first runs) race to switch it to WAL, and SQLite answers "database is locked" at once
+    rather than waiting out the busy timeout for that switch.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                con.execute("PRAGMA journal_mode = WAL")
+            con.executescript(_SCHEMA)
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 _SIGNATURE = "_run_json"  # key of run.json's [size, mtime_ns] in the index's cached record
