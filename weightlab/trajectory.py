@@ -137,9 +137,12 @@ def damage(snap_dir: str) -> str | None:
     """What is visibly wrong with a run's ``epochs.npy`` (header and size only), if anything.
 
     Cheap enough for ``ls``: one open and one read, and nothing when the run has no such file.
+    A plain path and an unbuffered file: ``ls`` does this for every run, and ``Path`` and a
+    buffered reader took more than half of its 60 µs.
     """
     try:
-        committed(Path(snap_dir) / TRAJECTORY)
+        with open(os.path.join(snap_dir, TRAJECTORY), "rb", buffering=0) as fh:
+            _checked(fh)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
