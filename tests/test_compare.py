@@ -183,7 +183,7 @@ def test_verdict_one_seed_and_lower_loss(store):
 
 
 def test_nan_run(store):
-    """A run that blew up: its NaN loss counts as the higher one; distances stop before it."""
+    """A run that blew up: no final loss to compare (no verdict on it); distances stop before it."""
     write_run(store, batch="b", cell={"model.kernel_initializer": "zeros"}, losses=[1.0, 0.9, 0.8])
     write_run(
         store,
@@ -201,7 +201,7 @@ def test_nan_run(store):
     assert seed["divergence_epoch"] == 1  # 10 against 1.0 already
     assert seed["distance_epoch"] == 1  # the diverged run has snapshots 0 and 1 only
     assert math.isfinite(seed["distance"])
-    assert pair["higher"] == 1
+    assert (pair["higher"], pair["lower"], pair["compared"], pair["blew_up"]) == (0, 0, 0, 1)
     assert pair["verdict"] == "kernel_initializer=huge blew up in 1/1 run"
     assert any("blew up" in f and "epoch 2" in f for f in result["findings"])
     text = json.loads(invoke("compare", "--format", "json").output)
@@ -558,3 +558,146 @@ def test_per_epoch_csv_block(golden_store):
         ("0", "0"), ("0", "2"), ("0", "3"), ("1", "0"), ("1", "2"), ("1", "3")
     ]  # fmt: skip
     assert rows[1]["loss_a"] == "0.1" and rows[1]["loss_b"] == "26.0" and rows[0]["gap"] == ""
+
+
+# ---- status: diverged is the one fact (issue 12) -------------------------------------------------
+
+
+def huge_init_seeds(store, seeds=range(5), diverged=range(5), finite_blowup=(0, 2, 4)):
+    """configs/initializers.yaml's glorot_uniform against random_normal(stddev=20), fixed arrays.
+
+    The seeds in ``diverged`` blew up at epoch 1; of them, those in ``finite_blowup`` end with a
+    finite 3e33 loss (a weight overflowed first, as on an AVX-512 CPU), the others with NaN.
+    """
+    for s in seeds:
+        write_run(
+            store,
+            batch="b",
+            seed=s,
+            cell={"model.kernel_initializer": "glorot"},
+            losses=[1.0, 0.1, 0.02 + s / 1000],
+        )
+        if s in diverged:
+            last = 3.3e33 if s in finite_blowup else math.nan
+            write_run(
+                store,
+                batch="b",
+                seed=s,
+                cell={"model.kernel_initializer": "huge"},
+                status="diverged",
+                diverged_at=1,
+                losses=[last, math.nan, math.nan],
+            )
+        else:
+            write_run(
+                store,
+                batch="b",
+                seed=s,
+                cell={"model.kernel_initializer": "huge"},
+                losses=[9.0, 8.0, 7.0 + s],
+            )
+
+
+def test_a_blow_up_with_a_finite_last_loss_is_a_blow_up_everywhere(store):
+    """Every table, statistic and verdict reads the status, not the value of the last loss."""
+    huge_init_seeds(store)
+    result = compare(store)
+    glorot, huge = result["groups"]
+    assert (huge["n"], huge["diverged"], huge["finished"]) == (5, 5, 0)
+    assert huge["final_loss"]["n"] == 0 and huge["final_loss"]["values"] == []
+    assert huge["best_loss"]["n"] == 0, "a diverged run's 3e33 is no best loss either"
+    assert huge["note"] == "5 of 5 seeds diverged: no run finished, no statistics"
+    (pair,) = result["pairs"]
+    assert [s["blew_up_b"] for s in pair["seeds"]] == [1] * 5
+    assert [s["blew_up_a"] for s in pair["seeds"]] == [None] * 5
+    assert [s["divergence_epoch"] for s in pair["seeds"]] == [1] * 5, "apart from the blow-up"
+    assert (pair["compared"], pair["blew_up"], pair["of"]) == (0, 5, 5)
+    assert pair["t"] is None and pair["p_value"] is None, "no t-test on 3e33 losses"
+    assert pair["verdict"] == "kernel_initializer=huge blew up in 5/5 runs"
+    text = " ".join(table_text(result, width=100).split())
+    assert text.count("b@1") == 5, "the pairs' blew_up column marks every seed"
+    assert "huge 5 - - - - - 5" in text, "group row: n 5, no statistics, blew_up 5"
+
+
+def test_statistics_leave_diverged_runs_out_and_say_so(store):
+    huge_init_seeds(store, diverged=(1, 3), finite_blowup=(3,))
+    result = compare(store)
+    glorot, huge = result["groups"]
+    assert (huge["n"], huge["diverged"], huge["finished"]) == (5, 2, 3)
+    assert huge["note"] == "2 of 5 seeds diverged; statistics over the 3 that finished"
+    assert huge["final_loss"]["values"] == [7.0, 9.0, 11.0]  # seeds 0, 2, 4
+    assert huge["final_loss"]["n"] == 3 and huge["final_loss"]["mean"] == 9.0
+    assert f"kernel_initializer=huge: {huge['note']}" in result["findings"]
+    (pair,) = result["pairs"]
+    assert [s["blew_up_b"] for s in pair["seeds"]] == [None, 1, None, 1, None]
+    assert (pair["higher"], pair["lower"], pair["ties"], pair["compared"]) == (3, 0, 0, 3)
+    welch = stats.ttest_ind([7.0, 9.0, 11.0], [0.02, 0.021, 0.022, 0.023, 0.024], equal_var=False)
+    assert pair["p_value"] == pytest.approx(welch.pvalue)
+    assert pair["verdict"] == (
+        "kernel_initializer=huge ends with higher loss in 3/3 seeds where both finished "
+        f"(mean 9 vs 0.022, p = {welch.pvalue:.2g}); kernel_initializer=huge blew up in 2/5 runs"
+    )
+    text = " ".join(table_text(result, width=100).split())
+    assert "huge 5 9 2 " in text, "group row: n 5, mean 9 over the 3, std 2"
+    assert text.count("b@1") == 2
+    assert "2 of 5 seeds diverged; statistics over the 3 that finished" in text
+
+
+def test_left_out_note_names_every_status():
+    runs = [{"status": s} for s in ("completed", "diverged", "interrupted", "diverged")]
+    assert analysis.left_out_note(runs) == (
+        "2 of 4 seeds diverged, 1 interrupted; statistics over the 1 that finished"
+    )
+    assert analysis.left_out_note(runs[:1]) is None
+
+
+# ---- ties: one rule for apart@ and for verdicts ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "threshold", "tie"),
+    [
+        (0.000106, 0.0001061, 0.1, True),  # configs/dot-product.yaml: 1e-3 apart
+        (1.0, 1.25, 0.25, True),  # exactly the threshold: still the same
+        (1.0, 1.2500001, 0.25, False),
+        (1.0, 1.0 + 2**-23, 0.0, True),  # one float32 ulp: a tie even at --threshold 0
+        (1.0, 1.0 + 2**-19, 0.0, False),
+        (0.0, 0.0, 0.0, True),
+        (1.0, math.nan, 0.1, False),
+        (None, 1.0, 0.1, False),
+    ],
+)
+def test_same_loss(a, b, threshold, tie):
+    assert analysis.same_loss(a, b, threshold) is tie
+    assert analysis.same_loss(b, a, threshold) is tie
+
+
+def test_a_difference_inside_the_threshold_is_a_tie_and_called_one(store):
+    """configs/dot-product.yaml: 0.000106 against 0.000106 is no 'higher' or 'lower'."""
+    bias_pairs(
+        store,
+        seeds=[0],
+        losses_true={0: [1.0, 0.01, 0.000106]},
+        losses_false={0: [1.0, 0.01, 0.0001061]},
+    )
+    (pair,) = compare(store)["pairs"]
+    assert (pair["higher"], pair["lower"], pair["ties"], pair["tie"]) == (0, 0, 1, True)
+    assert pair["seeds"][0]["divergence_epoch"] is None, "never apart: the same rule"
+    assert pair["verdict"] == (
+        "use_bias=false ends with the same loss as use_bias=true in 1/1 seed: a tie, within 10% "
+        "(0.000106 vs 0.000106, too few seeds for a t-test)"
+    )
+    (pair,) = compare(store, threshold=0.0)["pairs"]  # 1e-3 apart is more than float32 noise
+    assert pair["verdict"].startswith("use_bias=false ends with higher loss in 1/1 seed")
+
+
+def test_tie_counts_per_seed(store):
+    bias_pairs(
+        store,
+        losses_true={s: [1, 1, 1.0] for s in range(3)},
+        losses_false={0: [1, 1, 1.05], 1: [1, 1, 2.0], 2: [1, 1, 0.98]},
+    )
+    (pair,) = compare(store)["pairs"]
+    assert (pair["higher"], pair["lower"], pair["ties"], pair["compared"]) == (1, 0, 2, 3)
+    assert not pair["tie"], "the means are 34% apart"
+    assert pair["verdict"].startswith("use_bias=false ends with higher loss in 1/3 seeds (mean")

@@ -181,6 +181,26 @@ def test_a_run_that_blew_up_in_its_first_epoch_is_still_marked(store, tmp_path):
     assert "blew up at epoch 1" in out.read_text()
 
 
+def test_a_blow_up_with_a_finite_last_loss_is_marked_by_its_status(store, tmp_path):
+    """A weight overflowed first: the epoch's loss is a finite 3e33. The status decides: the X
+    sits on the last loss before the blow-up, and the 3e33 is not drawn (nor sets a log scale)."""
+    ok = write_run(
+        store, batch="e", cell={"model.kernel_initializer": "zeros"}, losses=[1, 0.9, 0.8]
+    )
+    bad = write_run(
+        store,
+        batch="e",
+        cell={"model.kernel_initializer": "huge"},
+        status="diverged",
+        diverged_at=2,
+        losses=[2.0, 3.3e33, float("nan")],
+    )
+    info = plot_json("e", "-o", str(tmp_path / "e.svg"))
+    assert info["diverged"] == [{"run": bad["id"], "epoch": 2, "loss": 2.0}]
+    assert info["log_scale"] is False, "0.8 to 2.0: the 3e33 is left out"
+    assert ok["status"] == "completed"
+
+
 def relative_distance(a: dict, b: dict) -> float:
     """|a - b| / max(|a|, |b|) over the variables both runs have (by hand, with numpy)."""
     import numpy as np

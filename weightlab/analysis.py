@@ -220,11 +220,13 @@ def compare(
     trajectories = _Trajectories(store, threshold, per_epoch, every)
     for pair in pairs:
         for seed_pair in pair["seeds"]:
-            seed_pair.update(trajectories.pair(seed_pair["a"], seed_pair["b"]))
-        pair.update(pair_summary(pair, groups[pair["a"]["group"]], groups[pair["b"]["group"]]))
+            seed_pair.update(trajectories.pair(seed_pair))
+        ga, gb = groups[pair["a"]["group"]], groups[pair["b"]["group"]]
+        pair.update(pair_summary(pair, ga, gb, threshold))
     result["runs"] = sort_rows(result["runs"], sort_by)
     result.update(by=by, threshold=threshold, pairs=pairs, groups=groups)
     result["findings"] = findings(result["runs"], ratio=not pairs)
+    result["findings"] += [f"{g['label']}: {g['note']}" for g in groups if g["n"] > 1 and g["note"]]
     result["findings"] += _pair_findings(records, by, keys, pairs) + trajectories.notes
     return result
 
@@ -345,6 +347,7 @@ def seed_groups(records: list[dict[str, Any]], keys: list[str]) -> list[dict[str
     groups = []
     for i, (ident, runs) in enumerate(members.items()):
         settings = dict(zip(keys, ident, strict=True))
+        done = [r for r in runs if finished(r)]
         groups.append(
             {
                 "index": i,
@@ -354,11 +357,38 @@ def seed_groups(records: list[dict[str, Any]], keys: list[str]) -> list[dict[str
                 "seeds": [r.get("seed") for r in runs],
                 "n": len(runs),
                 "diverged": sum(r["status"] == "diverged" for r in runs),
-                "final_loss": describe([_final_loss(r) for r in runs]),
-                "best_loss": describe([(r.get("best") or {}).get("loss") for r in runs]),
+                "finished": len(done),
+                "note": left_out_note(runs),
+                "final_loss": describe([_final_loss(r) for r in done]),
+                "best_loss": describe([(r.get("best") or {}).get("loss") for r in done]),
             }
         )
     return groups
+
+
+def finished(record: dict[str, Any]) -> bool:
+    """A run whose final loss is a result: it completed. A diverged run's last loss (NaN, or a
+    finite 1e33 where a weight overflowed first) and a stopped run's loss are not; ``status`` is
+    the one fact every table, statistic and verdict reads."""
+    return record["status"] == "completed"
+
+
+def left_out_note(runs: list[dict[str, Any]]) -> str | None:
+    """``2 of 5 seeds diverged; statistics over the 3 that finished``, or None when all did."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        if not finished(r):
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+    if not counts:
+        return None
+    n, done = len(runs), len(runs) - sum(counts.values())
+    what = ", ".join(
+        f"{k} of {n} {'seed' if n == 1 else 'seeds'} {status}" if j == 0 else f"{k} {status}"
+        for j, (status, k) in enumerate(sorted(counts.items(), key=lambda kv: -kv[1]))
+    )
+    if not done:
+        return f"{what}: no run finished, no statistics"
+    return f"{what}; statistics over the {done} that finished"
 
 
 def _settings_label(settings: dict[str, str]) -> str:
@@ -396,6 +426,8 @@ def make_pairs(
     """Groups identical except for ``by``: each value against the first one, seed by seed."""
     seed_of = {r["id"]: r.get("seed") for r in records}
     loss_of = {r["id"]: _final_loss(r) for r in records}
+    blown = {r["id"]: diverged_at(r) for r in records}
+    done = {r["id"]: finished(r) for r in records}
     reference = groups[0]["settings"][by]
     short = by.rsplit(".", 1)[-1]
 
@@ -417,6 +449,8 @@ def make_pairs(
         ]
         for s in seeds:
             s.update(loss_a=loss_of[s["a"]], loss_b=loss_of[s["b"]])
+            s.update(blew_up_a=blown[s["a"]], blew_up_b=blown[s["b"]])
+            s["finished"] = done[s["a"]] and done[s["b"]]
         side = {"a": ga, "b": gb}
         pairs.append(
             {
@@ -436,33 +470,61 @@ def make_pairs(
     return pairs
 
 
-def _worse(x: float | None, y: float | None) -> bool:
-    """``x`` is the higher loss; a blown-up (NaN) loss counts as the highest."""
-    if x is None or y is None:
+def diverged_at(record: dict[str, Any]) -> int | None:
+    """The epoch a run blew up at, from its status (run.json), never from its last loss's value."""
+    if record["status"] != "diverged":
+        return None
+    at = record.get("diverged_at_epoch") or (record.get("divergence") or {}).get("epoch")
+    return int(at) if at is not None else record.get("epochs_completed") or 0
+
+
+# ---- the tie rule: one definition for apart@ and for every verdict ------------------------------
+
+FLOAT32_NOISE = 4 * 2.0**-23
+"""Relative float32 rounding (4 ulps, 4.8e-7): losses closer than this are equal on any CPU."""
+
+
+def same_loss(a: float | None, b: float | None, threshold: float = DEFAULT_THRESHOLD) -> bool:
+    """Two losses are a tie: they differ by at most ``threshold`` of the lower one,
+    ``|a - b| <= threshold · min(|a|, |b|)``, or by float32 rounding. NaN, infinity and a
+    missing loss are never a tie."""
+    if a is None or b is None or not (_finite(a) and _finite(b)):
         return False
-    return _as_loss(x) > _as_loss(y)
+    gap, rel = loss_gap(a, b)
+    return rel <= threshold or abs(gap or 0.0) <= FLOAT32_NOISE * max(abs(a), abs(b))
 
 
-def _as_loss(v: float) -> float:
-    return math.inf if math.isnan(v) else v
+def pair_summary(
+    pair: dict[str, Any],
+    ga: dict[str, Any],
+    gb: dict[str, Any],
+    threshold: float = DEFAULT_THRESHOLD,
+) -> dict[str, Any]:
+    """Seeds aggregated: divergence epoch, mean distance, Welch t-test, Cohen's d, the verdict.
 
-
-def pair_summary(pair: dict[str, Any], ga: dict[str, Any], gb: dict[str, Any]) -> dict[str, Any]:
-    """Seeds aggregated: divergence epoch, mean distance, Welch t-test, Cohen's d, the verdict."""
+    ``higher``/``lower``/``ties`` count the seeds where both runs finished (``compared``); a
+    seed whose run diverged is left out of them (``blew_up`` counts those)."""
     seeds = pair["seeds"]
     epochs = sorted(s["divergence_epoch"] for s in seeds if s["divergence_epoch"] is not None)
     distances = [s["distance"] for s in seeds if _finite(s["distance"])]
     cosines = [s["cosine"] for s in seeds if _finite(s["cosine"])]
+    both = [s for s in seeds if s["finished"]]
+    ties = [s for s in both if same_loss(s["loss_a"], s["loss_b"], threshold)]
+    apart = [s for s in both if s not in ties]
     out: dict[str, Any] = {
         "divergence_epoch": epochs[(len(epochs) - 1) // 2] if epochs else None,
         "distance": sum(distances) / len(distances) if distances else None,
         "cosine": sum(cosines) / len(cosines) if cosines else None,
-        "higher": sum(_worse(s["loss_b"], s["loss_a"]) for s in seeds),
-        "lower": sum(_worse(s["loss_a"], s["loss_b"]) for s in seeds),
+        "higher": sum(s["loss_b"] > s["loss_a"] for s in apart),
+        "lower": sum(s["loss_b"] < s["loss_a"] for s in apart),
+        "ties": len(ties),
+        "compared": len(both),
+        "blew_up": sum(s["blew_up_a"] is not None or s["blew_up_b"] is not None for s in seeds),
         "of": len(seeds),
+        "tie": same_loss(ga["final_loss"]["mean"], gb["final_loss"]["mean"], threshold),
         **contrast(ga["final_loss"]["values"], gb["final_loss"]["values"]),
     }
-    out["verdict"] = verdict(pair, ga, gb, out)
+    out["verdict"] = verdict(pair, ga, gb, out, threshold)
     return out
 
 
@@ -486,8 +548,17 @@ def contrast(a: list[float], b: list[float]) -> dict[str, float | None]:
     return out
 
 
-def verdict(pair: dict[str, Any], ga: dict[str, Any], gb: dict[str, Any], s: dict[str, Any]) -> str:
-    """One line in plain words: which side ends with the higher loss, how often, how sure."""
+def verdict(
+    pair: dict[str, Any],
+    ga: dict[str, Any],
+    gb: dict[str, Any],
+    s: dict[str, Any],
+    threshold: float = DEFAULT_THRESHOLD,
+) -> str:
+    """One line in plain words: which side ends with the higher loss, how often, how sure.
+
+    Only runs that finished count (``status``); means within ``threshold`` of each other (or
+    float32 rounding) are a tie and are called one."""
     a, b = pair["a"]["label"], pair["b"]["label"]
     if pair["settings"]:
         b = f"{b} ({_settings_label(pair['settings'])})"
@@ -498,12 +569,21 @@ def verdict(pair: dict[str, Any], ga: dict[str, Any], gb: dict[str, Any], s: dic
         if g["diverged"]
     ]
     if ma is None or mb is None:
-        return "; ".join(blew) or f"{b} vs {a}: no finite final loss to compare"
-    word = "higher" if mb > ma else "lower" if mb < ma else "the same"
-    count = s["higher"] if mb > ma else s["lower"]
-    seeds = f" in {count}/{s['of']} seed{'s' * (s['of'] != 1)}" if s["of"] and mb != ma else ""
+        return "; ".join(blew) or f"{b} vs {a}: no run finished on both sides to compare"
+    n = s["compared"]
+    of = f"{n} seed{'s' * (n != 1)}" + (" where both finished" if n < s["of"] else "")
     mean = "mean " if max(ga["final_loss"]["n"], gb["final_loss"]["n"]) > 1 else ""
-    text = f"{b} ends with {word} loss{seeds} ({mean}{mb:.3g} vs {ma:.3g}, {_p_text(ga, gb, s)})"
+    numbers = f"{mean}{mb:.3g} vs {ma:.3g}"
+    if s["tie"]:
+        seeds = f" in {s['ties']}/{of}" if n else ""
+        text = (
+            f"{b} ends with the same loss as {a}{seeds}: a tie, within {threshold:.0%} "
+            f"({numbers}, {_p_text(ga, gb, s)})"
+        )
+    else:
+        word = "higher" if mb > ma else "lower"
+        seeds = f" in {s[word]}/{of}" if n else ""
+        text = f"{b} ends with {word} loss{seeds} ({numbers}, {_p_text(ga, gb, s)})"
     return "; ".join([text, *blew])
 
 
@@ -526,18 +606,23 @@ class _Trajectories:
     def losses(self, run_id: str) -> dict[int, float | None]:
         return {row["epoch"]: row.get("loss") for row in self.store.history(run_id)}
 
-    def pair(self, a: str, b: str) -> dict[str, Any]:
+    def pair(self, seed_pair: dict[str, Any]) -> dict[str, Any]:
+        a, b = seed_pair["a"], seed_pair["b"]
         la, lb = self.losses(a), self.losses(b)
         common = [e for e in sorted(set(la) & set(lb)) if e > 0]
         gaps = {e: loss_gap(la[e], lb[e]) for e in common}
+        # From the epoch a run blew up (its status says so), its loss is no result, finite or not.
+        blown = [x for x in (seed_pair["blew_up_a"], seed_pair["blew_up_b"]) if x is not None]
+        apart = {
+            e: (bool(blown) and e >= min(blown)) or not same_loss(la[e], lb[e], self.threshold)
+            for e in common
+        }
         snaps = sorted(set(self.snapshot_epochs(a)) & set(self.snapshot_epochs(b)))
         wanted = every_kth(snaps, self.every) if self.per_epoch else snaps[-1:]
         dist = {e: self.distance(a, b, e) for e in wanted}
         last = dist[wanted[-1]] if wanted else weight_distance({}, {})
         out: dict[str, Any] = {
-            "divergence_epoch": next((e for e in common if not gaps[e][1] <= self.threshold), None),
-            "blew_up_a": _blew_up(la),
-            "blew_up_b": _blew_up(lb),
+            "divergence_epoch": next((e for e in common if apart[e]), None),
             "distance_epoch": wanted[-1] if wanted else None,
             **last,
         }
@@ -593,10 +678,6 @@ def loss_gap(a: float | None, b: float | None) -> tuple[float | None, float]:
         return b - a, math.inf
     diff, low = abs(b - a), min(abs(a), abs(b))
     return b - a, (diff / low if low else (math.inf if diff else 0.0))
-
-
-def _blew_up(losses: dict[int, float | None]) -> int | None:
-    return next((e for e, v in sorted(losses.items()) if v is not None and not _finite(v)), None)
 
 
 def weight_distance(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -161,7 +161,14 @@ def _loss(
     diverged = []
     styles: dict[str, Any] = {}
     for i, r in enumerate(records):
-        rows = [row for row in store.history(r["id"]) if row["epoch"] > 0]
+        at = analysis.diverged_at(r)
+        # A diverged run's loss from the epoch it blew up is no result, even a finite 1e33: its
+        # status says where it ends, so the same run draws the same on every CPU.
+        rows = [
+            row
+            for row in store.history(r["id"])
+            if row["epoch"] > 0 and (at is None or row["epoch"] < at)
+        ]
         color = f"C{i % 10}"
         for key, style, suffix in (("loss", "-", ""), ("val_loss", "--", " (validation)")):
             points = [(row["epoch"], row[key]) for row in rows if _finite(row.get(key))]
@@ -170,8 +177,7 @@ def _loss(
                 ax.plot(xs, ys, style, color=color, marker="." if len(xs) < 30 else None)
                 finite += list(ys)
                 styles[suffix.strip(" ()") or "training"] = style
-        at = r.get("diverged_at_epoch")
-        if r["status"] == "diverged" and at is not None:
+        if at is not None:
             last = [row["loss"] for row in rows if _finite(row.get("loss"))]
             y = last[-1] if last else None
             diverged.append({"run": r["id"], "epoch": at, "loss": y})

@@ -767,8 +767,9 @@ def groups_section(result: dict[str, Any]) -> Section | None:
         "groups",
         "Seed groups: final loss over the runs that differ only by seed",
         fields,
-        "mean, std (sample), 95% CI (Student t) of the finite final losses; best_mean = mean of "
-        "the lowest losses; blew_up = runs that diverged",
+        "mean, std (sample), 95% CI (Student t) of the final losses of the runs that finished "
+        "(diverged runs left out); best_mean = mean of their lowest losses; blew_up = runs that "
+        "diverged",
     )
 
 
