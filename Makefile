@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv run test test-fast lint format bench clean
+.PHONY: venv run test test-fast test-onednn-off lint format bench clean
 
 # Re-install whenever pyproject.toml is newer than the last install (a stale venv).
 $(STAMP): pyproject.toml
@@ -23,6 +23,11 @@ test: venv
 
 test-fast: venv
 	$(BIN)/python -m pytest -m "not keras"
+
+# The tests that train, with TensorFlow's oneDNN kernels off: other kernels, other last bits, a
+# cheap stand-in for another CPU. `make test` runs the default (on); both must pass.
+test-onednn-off: venv
+	TF_ENABLE_ONEDNN_OPTS=0 $(BIN)/python -m pytest -m keras
 
 lint: venv
 	$(BIN)/ruff check weightlab tests benchmarks

@@ -174,13 +174,14 @@ def test_divergence_is_recorded_not_raised(tmp_path):
     assert where["epoch"] == 1 and where["batch"] >= 1 and where["step"] == where["batch"]
     assert where["variable"] == "loss" or where["variable"] in store.snapshot(huge["id"], 0)
     assert f"batch {where['batch']}" in huge["error"]
-    history = store.history(huge["id"])
-    # The invariant, not one CPU's digits: what the record names went non-finite. A weight can
-    # overflow first while the epoch's mean loss is still a finite 1e33 (AMD EPYC, AVX-512).
+    # The invariant, not one CPU's digits: what the record names went non-finite is non-finite in
+    # the divergence epoch's history row. Which one goes first depends on the CPU: on an AVX-512
+    # AMD EPYC a weight overflows while the epoch's mean loss is still a finite 3e33.
+    row = store.history(huge["id"])[where["epoch"]]
     if where["variable"] == "loss":
-        assert not np.isfinite(history[1]["loss"])
+        assert not np.isfinite(row["loss"])
     else:
-        assert history[1]["loss"] > 1e6 or not np.isfinite(history[1]["loss"])
+        assert not np.isfinite(row["weights"][where["variable"]]["l2"])
     for name in ("glorot_uniform", "he_normal", "zeros"):
         assert by_init[name]["status"] == "completed"
     zeros = store.snapshot(by_init["zeros"]["id"], 3)
@@ -206,32 +207,6 @@ def test_snapshots_every_n_batches_and_never(tmp_path):
     (never,) = train(CONFIGS / "linear-regression.yaml", "snapshots.every=never", store=store)
     assert snapshot_files(store, never["id"]) == []
     assert len(store.history(never["id"])) == 4, "statistics are still recorded"
-
-
-def test_linear_regression_recovers_w_and_b(tmp_path):
-    """The gallery's claim: one Dense unit learns y = 2x + 3; b starts at 0 and ends near 3."""
-    from weightlab.training.runner import run_experiment
-
-    store = Store(tmp_path / "s")
-    exp = load_experiment(
-        CONFIGS / "linear-regression.yaml", ["data.samples=200", "train.epochs=25"]
-    )
-    (r,) = run_experiment(exp, store)
-    w0 = store.snapshot(r["id"], 0)
-    w = store.snapshot(r["id"], 25)
-    assert w0["neuron/bias"][0] == 0.0
-    assert w["neuron/kernel"][0, 0] == pytest.approx(2.0, abs=0.1)
-    assert w["neuron/bias"][0] == pytest.approx(3.0, abs=0.1)
-
-
-def test_bias_free_model_cannot_fit_offset_data(tmp_path):
-    """The gallery's claim, on a short run: the bias-free loss stays far above the biased one."""
-    from weightlab.training.runner import run_experiment
-
-    store = Store(tmp_path / "s")
-    exp = load_experiment(CONFIGS / "bias-vs-no-bias.yaml", ["data.samples=400", "train.epochs=20"])
-    biased, free = run_experiment(exp, store)
-    assert free["final"]["loss"] > 10 * biased["final"]["loss"]
 
 
 def test_keras_names_accept_every_form(tmp_path):
