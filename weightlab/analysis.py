@@ -508,16 +508,16 @@ def pair_summary(
     epochs = sorted(s["divergence_epoch"] for s in seeds if s["divergence_epoch"] is not None)
     distances = [s["distance"] for s in seeds if _finite(s["distance"])]
     cosines = [s["cosine"] for s in seeds if _finite(s["cosine"])]
-    both = [s for s in seeds if s["finished"]]
-    ties = [s for s in both if same_loss(s["loss_a"], s["loss_b"], threshold)]
-    apart = [s for s in both if s not in ties]
+    both = [s for s in seeds if s["finished"] and _finite(s["loss_a"]) and _finite(s["loss_b"])]
+    tied = [same_loss(s["loss_a"], s["loss_b"], threshold) for s in both]
+    apart = [s for s, tie in zip(both, tied, strict=True) if not tie]
     out: dict[str, Any] = {
         "divergence_epoch": epochs[(len(epochs) - 1) // 2] if epochs else None,
         "distance": sum(distances) / len(distances) if distances else None,
         "cosine": sum(cosines) / len(cosines) if cosines else None,
         "higher": sum(s["loss_b"] > s["loss_a"] for s in apart),
         "lower": sum(s["loss_b"] < s["loss_a"] for s in apart),
-        "ties": len(ties),
+        "ties": sum(tied),
         "compared": len(both),
         "blew_up": sum(s["blew_up_a"] is not None or s["blew_up_b"] is not None for s in seeds),
         "of": len(seeds),
