@@ -547,7 +547,8 @@ def gallery(entries: list[dict[str, Any]], width: int = 80) -> RenderableType:
     """The example configs: name, runs and the first line of what each one shows."""
     # A handful of rows whose text should wrap, not be cut: rich's own Table, in the same look.
     table = Table(
-        title=f"{len(entries)} example configs (weightlab configs NAME prints one)",
+        title=f"{len(entries)} example configs: weightlab run NAME runs one, "
+        "weightlab configs NAME prints it",
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
@@ -556,11 +557,11 @@ def gallery(entries: list[dict[str, Any]], width: int = 80) -> RenderableType:
         collapse_padding=True,
         width=width,
     )
-    table.add_column("config", no_wrap=True)
+    table.add_column("name", no_wrap=True)
     table.add_column("runs", no_wrap=True)
     table.add_column("what it shows", ratio=1)
     for e in entries:
-        table.add_row(e["path"], e["runs"].split(":")[0], e["summary"])
+        table.add_row(e["name"], e["runs"].split(":")[0], e["summary"])
     return table
 
 
@@ -897,7 +898,8 @@ def section_table(section: Section, width: int) -> RenderableType:
 
 def compare_table(result: dict[str, Any], width: int = 80, title: str = "") -> RenderableType:
     """`compare` for the terminal: runs, seed groups, pairs, per-epoch rows, then findings."""
-    title = title or f"{len(result['runs'])} runs"
+    n = len(result["runs"])
+    title = title or f"{n} run{'s' if n != 1 else ''}"
     side = comparison({**result, "findings": []}, title=title, width=width)
     parts: list[RenderableType] = [side]
     parts += [section_table(s, width) for s in compare_sections(result)]
