@@ -364,25 +364,57 @@ def ls_(selectors: tuple[str, ...], store_path: str | None, fmt: str) -> None:
     show_default=True,
     help="Show every k-th epoch (the last is always shown).",
 )
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Keep printing the epochs of a running run as they come, until it ends (tail -f).",
+)
 @store_option
 @format_option
-def show(run_selector: str, every: int, store_path: str | None, fmt: str) -> None:
+def show(run_selector: str, every: int, follow: bool, store_path: str | None, fmt: str) -> None:
     """Show one run epoch by epoch: metrics, kernel and bias norms, movement of the weights.
 
     \b
     Examples:
       weightlab show latest
       weightlab show 261129-0843 --every 10
+      weightlab show latest --follow
     """
     store = Store.open(store_path)
-    record = store.get(run_selector)
+    record = store.get(run_selector, live=True)
     history = store.history(record["id"])
     config = store.config(record["id"])
     if fmt == "json":
+        if follow:
+            raise click.UsageError("--follow prints a table; leave out --format json")
         click.echo(render.as_json({"run": record, "config": config, "history": history}))
         return
     console = _out()
-    console.print(render.run_detail(analysis.show(record, history, every), config, console.width))
+    detail = analysis.show(record, history, every)
+    following = follow and record["status"] == "running"
+    console.print(render.run_detail(detail, config, console.width, follow=following))
+    if following:
+        _follow(store, record, history, every, console)
+
+
+def _follow(
+    store: Store,
+    record: dict[str, Any],
+    history: list[dict[str, Any]],
+    every: int,
+    console: Console,
+) -> None:
+    """Print the run's epochs as they are committed, until it stops running."""
+    from weightlab.follow import follow
+
+    rows = render.EpochRows(analysis.show(record, history, every), console.width)
+    last = history[-1]["epoch"] if history else -1
+    for new, record in follow(store, record["id"], after_epoch=last):
+        shown = [r for r in new if r["epoch"] % every == 0]
+        if shown:
+            console.print(rows.more(analysis.show(record, shown, 1)))
+    console.print(render.followed(record))
 
 
 @cli.command(name="compare")

@@ -135,8 +135,10 @@ class DrawnTable:
     only cut (with an ellipsis) or padded.
     """
 
-    def __init__(self, cols: list[Col], widths: list[int], title: str | None = None):
-        self.cols, self.widths, self.title = cols, widths, title
+    def __init__(
+        self, cols: list[Col], widths: list[int], title: str | None = None, header: bool = True
+    ):
+        self.cols, self.widths, self.title, self.header = cols, widths, title, header
 
     @property
     def width(self) -> int:
@@ -148,12 +150,13 @@ class DrawnTable:
             yield from console.render(
                 Text(self.title, style="table.title"), options.update(width=width)
             )
-        heads = [c.header.split("\n") for c in self.cols]
-        height = max((len(h) for h in heads), default=0)
-        for line in range(height):  # a short header sits on the last header line
-            yield from self._line([[""] * (height - len(h)) + h for h in heads], line, "bold")
-        yield Segment("─" * width)
-        yield Segment.line()
+        if self.header:
+            heads = [c.header.split("\n") for c in self.cols]
+            height = max((len(h) for h in heads), default=0)
+            for line in range(height):  # a short header sits on the last header line
+                yield from self._line([[""] * (height - len(h)) + h for h in heads], line, "bold")
+            yield Segment("─" * width)
+            yield Segment.line()
         for row in range(len(self.cols[0].cells) if self.cols else 0):
             yield from self._line([c.cells for c in self.cols], row)
 
@@ -373,10 +376,30 @@ def status_line(r: dict[str, Any]) -> Text:
         return Text(text, style=STATUS_STYLE[s])
     if s in ("crashed", "corrupt", "interrupted", "failed") and r.get("error"):
         return Text(f"{s}: {r['error']}", style=STATUS_STYLE.get(s, ""))
+    if s == "running":
+        loss = (r.get("final") or {}).get("loss")
+        text = f"running: epoch {r.get('epochs_completed', 0)} of {r.get('epochs', '?')}"
+        return Text(text + (f", loss {num(loss)}" if loss is not None else ""), style="cyan")
     return status(s)
 
 
-def run_detail(detail: dict[str, Any], config: dict[str, Any], width: int = 80) -> RenderableType:
+def followed(record: dict[str, Any]) -> RenderableType:
+    """The end of ``show --follow``: how the run ended, then the legend of the table."""
+    text = Text("run ended: " if record["status"] != "running" else "")
+    text.append_text(status_line(record))
+    loss = (record.get("final") or {}).get("loss")
+    if record["status"] != "running":
+        text.append(f"; {record.get('epochs_completed', 0)} of {record.get('epochs', '?')} epochs")
+        if loss is not None:
+            text.append(f", loss {num(loss)}")
+    return Group(text, Text(SHOW_LEGEND, style="dim"))
+
+
+def run_detail(
+    detail: dict[str, Any], config: dict[str, Any], width: int = 80, *, follow: bool = False
+) -> RenderableType:
+    """``show``: the run's header, then its epochs. ``follow``: the legend is left for the end,
+    after the rows that :class:`EpochRows` adds."""
     r = detail["run"]
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
@@ -409,6 +432,23 @@ def run_detail(detail: dict[str, Any], config: dict[str, Any], width: int = 80) 
     if r.get("error"):
         head.add_row("error", Text(r["error"], style="red"))
 
+    rows = EpochRows(detail, width)
+    parts: list[RenderableType] = [head, Text(""), rows.table]
+    note = hidden_note(rows.dropped)
+    if note:
+        parts.append(note)
+    if not follow:
+        parts.append(Text(SHOW_LEGEND, style="dim"))
+    return Group(*parts)
+
+
+SHOW_LEGEND = (
+    "|W|, |bias| = L2 norm of the layer's kernel / bias; dist init = L2 distance of all weights "
+    "from epoch 0; change = L2 change since the previous epoch"
+)
+
+
+def _epoch_cols(detail: dict[str, Any]) -> list[Col]:
     epochs = detail["epochs"]
     cols = [Col("epoch", [str(e["epoch"]) for e in epochs], right=True)]
     for m in detail["metrics"]:
@@ -421,19 +461,37 @@ def run_detail(detail: dict[str, Any], config: dict[str, Any], width: int = 80) 
         cols.append(Col(header, [num(e["norms"].get(v)) for e in epochs], right=True, keep=4))
     cols.append(Col("dist\ninit", [num(e["dist_init"]) for e in epochs], right=True, keep=6))
     cols.append(Col("change", [num(e["delta"]) for e in epochs], right=True, keep=5))
-    table, dropped = fitted_table(cols, width)
-    parts: list[RenderableType] = [head, Text(""), table]
-    note = hidden_note(dropped)
-    if note:
-        parts.append(note)
-    parts.append(
-        Text(
-            "|W|, |bias| = L2 norm of the layer's kernel / bias; dist init = L2 distance of "
-            "all weights from epoch 0; change = L2 change since the previous epoch",
-            style="dim",
+    return cols
+
+
+class EpochRows:
+    """The epoch table of ``show``, fitted once; ``--follow`` draws later rows in its columns."""
+
+    def __init__(self, detail: dict[str, Any], width: int):
+        self.table, dropped = fitted_table(_epoch_cols(detail), width)
+        self.width = width
+        self.headers = [c.header for c in self.table.cols]
+        self.dropped = dropped
+        self._left_out = set(dropped)
+
+    def more(self, detail: dict[str, Any]) -> RenderableType:
+        """``detail``'s rows in the same columns (widened where a number needs it); a table with
+        its own header when the columns differ (the metrics arrive with epoch 1)."""
+        cols = {c.header: c for c in _epoch_cols(detail)}
+        others = [h for h in cols if h not in self.headers]
+        same = all(h in cols for h in self.headers) and all(
+            h.replace("\n", " ") in self._left_out for h in others
         )
-    )
-    return Group(*parts)
+        widths = [
+            max(w, cols[h].natural) if h in cols else w
+            for h, w in zip(self.headers, self.table.widths, strict=True)
+        ]
+        if not same or sum(widths) + 2 * (len(widths) - 1) > self.width:
+            fresh = EpochRows(detail, self.width)
+            self.table, self.headers, self._left_out = fresh.table, fresh.headers, fresh._left_out
+            return self.table
+        self.table.widths = widths
+        return DrawnTable([cols[h] for h in self.headers], widths, header=False)
 
 
 def model_text(config: dict[str, Any]) -> str:
