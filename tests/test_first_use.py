@@ -193,7 +193,8 @@ def test_progress_in_a_log_is_neither_wrapped_nor_padded():
         )
     lines = [line for line in buf.getvalue().splitlines() if line]
     assert len(lines) == 2, lines
-    assert lines[0].startswith("Training 6 runs") and lines[0].endswith("(batch 261129-084421-ab0f)")
+    assert lines[0].startswith("Training 6 runs")
+    assert lines[0].endswith("(batch 261129-084421-ab0f)")
     assert lines[1].endswith("loss 0.0123  (8.2 s)") and len(lines[1]) > 80
     assert all(line == line.rstrip() for line in lines)
 

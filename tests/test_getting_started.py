@@ -51,7 +51,6 @@ def test_init_never_overwrites_without_force(tmp_path):
     assert load_experiment(path).name == "mine"
 
 
-
 def test_configs_lists_every_example():
     result = invoke("configs", "--format", "json")
     found = json.loads(result.output)

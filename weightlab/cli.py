@@ -410,11 +410,12 @@ def _follow(
 
     rows = render.EpochRows(analysis.show(record, history, every), console.width)
     last = history[-1]["epoch"] if history else -1
-    for new, record in follow(store, record["id"], after_epoch=last):
+    final = record
+    for new, final in follow(store, record["id"], after_epoch=last):
         shown = [r for r in new if r["epoch"] % every == 0]
         if shown:
-            console.print(rows.more(analysis.show(record, shown, 1)))
-    console.print(render.followed(record))
+            console.print(rows.more(analysis.show(final, shown, 1)))
+    console.print(render.followed(final))
 
 
 @cli.command(name="compare")

@@ -824,7 +824,7 @@ def expand(
                 **{k: v for k, v in resolved.items() if k != "name"},
             }
             runs.append(RunSpec(len(runs), seed, dict(cell), copy.deepcopy(cfg), cell_locate))
-    problems += col.problems  # those of `expect:` after the runs': every problem of the file at once
+    problems += col.problems  # `expect:`'s after the runs': every problem of the file at once
     if problems:
         raise ConfigError(problems)
     return Experiment(

@@ -55,10 +55,10 @@ def follow(
                 row = jsonio.loads(line.decode("utf-8")) if line.strip() else None
             except ValueError:
                 row = None  # a damaged line; `weightlab check` names it
-            if isinstance(row, dict) and isinstance(row.get("epoch"), int):
-                if row["epoch"] > after_epoch:
-                    rows.append(row)
-                    after_epoch = row["epoch"]
+            epoch = row.get("epoch") if isinstance(row, dict) else None
+            if isinstance(row, dict) and isinstance(epoch, int) and epoch > after_epoch:
+                rows.append(row)
+                after_epoch = epoch
         running = record["status"] == "running"
         if rows or not running:
             yield rows, record
