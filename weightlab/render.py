@@ -270,10 +270,10 @@ def setting_col(header: str, values: list[str], **kwargs: Any) -> Col:
     return col
 
 
-def _fit_widths(cols: list[Col], width: int) -> tuple[dict[int, int], int]:
+def _fit_widths(cols: list[Col], width: int, gap: int = 2) -> tuple[dict[int, int], int]:
     """Natural widths, flex columns shrunk as needed; and how much is still too wide."""
     widths = {i: c.natural for i, c in enumerate(cols)}
-    excess = sum(widths.values()) + 2 * (len(widths) - 1) - width
+    excess = sum(widths.values()) + gap * (len(widths) - 1) - width
     for i, c in enumerate(cols):
         if excess <= 0:
             break
@@ -302,8 +302,10 @@ def fitted_table(
         cols = [c.compact if c.compact is not None else c for c in cols]
     order = list(cols)
     dropped: list[Col] = []
+    # Two spaces between columns; one, rather than leave a column out.
+    gap = 2 if _fit_widths(cols, width)[1] <= 0 else 1
     while True:
-        widths, excess = _fit_widths(cols, width)
+        widths, excess = _fit_widths(cols, width, gap)
         if excess <= 0 or not any(c.keep < 9 for c in cols):
             break
         victim = min((c for c in cols if c.keep < 9), key=lambda c: c.keep)
@@ -311,16 +313,18 @@ def fitted_table(
         cols = [c for c in cols if c is not victim]
     for victim in sorted(dropped, key=lambda c: -c.keep):  # back, where the cut columns allow
         trial = [c for c in order if c is victim or any(c is k for k in cols)]
-        if _fit_widths(trial, width)[1] <= 0:
+        if _fit_widths(trial, width, gap)[1] <= 0:
             cols = trial
             dropped = [d for d in dropped if d is not victim]
-    widths, _ = _fit_widths(cols, width)
+    if gap == 1 and _fit_widths(cols, width)[1] <= 0:
+        gap = 2  # what is left fits with the usual spacing
+    widths, _ = _fit_widths(cols, width, gap)
     drawn = []
     for i, c in enumerate(cols):
         if c.cut is not None and widths[i] < c.natural:
             c = Col(c.header, list(c.cut(widths[i])), c.right, c.flex, c.keep, legend=c.legend)
         drawn.append(c)
-    table = DrawnTable(drawn, [widths[i] for i in range(len(drawn))], title)
+    table = DrawnTable(drawn, [widths[i] for i in range(len(drawn))], title, gap=gap)
     table.legend = [entry for c in drawn for entry in c.legend]
     return table, [c.header.replace("\n", " ") for c in dropped]
 
@@ -334,14 +338,20 @@ class DrawnTable:
     """
 
     def __init__(
-        self, cols: list[Col], widths: list[int], title: str | None = None, header: bool = True
+        self,
+        cols: list[Col],
+        widths: list[int],
+        title: str | None = None,
+        header: bool = True,
+        gap: int = 2,
     ):
         self.cols, self.widths, self.title, self.header = cols, widths, title, header
+        self.gap = gap
         self.legend: list[str] = []  # the abbreviations and shared parts of its setting columns
 
     @property
     def width(self) -> int:
-        return sum(self.widths) + 2 * (len(self.widths) - 1)
+        return sum(self.widths) + self.gap * (len(self.widths) - 1)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = min(self.width, options.max_width)
@@ -370,7 +380,7 @@ class DrawnTable:
                 size = width
             text = " " * (width - size) + text if col.right else text + " " * (width - size)
             if i:
-                plain.append("  ")
+                plain.append(" " * self.gap)
             cell_style = _style(cell, style)
             if cell_style is None:
                 plain.append(text)
@@ -688,12 +698,12 @@ class EpochRows:
             max(w, cols[h].natural) if h in cols else w
             for h, w in zip(self.headers, self.table.widths, strict=True)
         ]
-        if not same or sum(widths) + 2 * (len(widths) - 1) > self.width:
+        if not same or sum(widths) + self.table.gap * (len(widths) - 1) > self.width:
             fresh = EpochRows(detail, self.width)
             self.table, self.headers, self._left_out = fresh.table, fresh.headers, fresh._left_out
             return self.table
         self.table.widths = widths
-        return DrawnTable([cols[h] for h in self.headers], widths, header=False)
+        return DrawnTable([cols[h] for h in self.headers], widths, header=False, gap=self.table.gap)
 
 
 def model_text(config: dict[str, Any]) -> str:
