@@ -241,7 +241,7 @@ def settings_col(cells: list[dict[str, Any]], **kwargs: Any) -> Col:
         rows = [short_value(c[k]) for c in cells if k in c]
         head, values, notes = compact_values(short_setting(k), rows)
         legend += [n for n in notes if n not in legend]
-        if head == short_setting(k) and abbreviation(head) != head:
+        if head == short_setting(k) and len(head) > 8 and abbreviation(head) != head:
             legend.append(f"{abbreviation(head)} = {k.rsplit('.', 1)[-1]}")
             head = abbreviation(head)
         texts[k], heads[k] = values, head
