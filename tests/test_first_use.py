@@ -229,7 +229,7 @@ def test_sort_by_error_lists_each_column_once(store):
     assert "seed" in listed and len(listed) == len(set(listed)), listed
 
 
-def test_json_output_unchanged_by_the_gallery_path(tmp_path, monkeypatch):
+def test_configs_json_paths_are_real_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     found = json.loads(invoke("configs", "--format", "json").output)
     assert all(Path(e["path"]).is_file() for e in found)
