@@ -135,6 +135,8 @@ def test_the_last_4_characters_of_an_id_select_the_run(store):
         assert json.loads(result.output)["run"]["id"] == record["id"]
     listed = json.loads(invoke("ls", a["id"][-4:], "--format", "json").output)
     assert [r["id"] for r in listed] == [a["id"]]
+    explained = invoke("explain", b["id"][-4:], "--format", "json")  # `weightlab explain 6c90`
+    assert explained.exit_code == 0 and json.loads(explained.output)["run"] == b["id"]
 
 
 def test_a_short_or_unknown_suffix_says_what_can_be_typed(store):
