@@ -3,6 +3,11 @@
 Run: .venv/bin/python benchmarks/bench_startup.py   (or `make bench`)
 Prints the median of 7 runs of each command, in a fresh process each time, interleaved, against
 the 0.5 s target and against a bare `python -c pass`.
+
+Then (issue 16) how long `weightlab run` takes to exit after its last line of output, installed
+command against `python -m weightlab` against the old console script (`weightlab.cli:cli`, which
+skipped main()'s exit without TensorFlow's teardown): 5 interleaved rounds of a 1-epoch run.
+`--exit-only` runs only that part.
 """
 
 from __future__ import annotations
@@ -20,6 +25,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def main() -> None:
+    if "--exit-only" not in sys.argv:
+        startup()
+    exit_after_training()
+
+
+def startup() -> None:
     from conftest import write_run  # the test suite's TensorFlow-free run writer
 
     from weightlab.store import Store
@@ -64,6 +75,60 @@ def main() -> None:
             med = statistics.median(values)
             ok = "" if commands[label] is None else ("met" if med < 0.5 else "NOT met")
             print(f"{label:<34} {med:>9.3f} {min(values):>7.3f} {ok:>8}")
+
+
+TINY = """\
+name: tiny
+data: {kind: linear, samples: 40, features: 2}
+model: {layers: [{units: 2, activation: relu}, {units: 1}]}
+train: {epochs: 1, batch_size: 20}
+"""
+
+
+def _after_last_line(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(seconds from the last byte of output to the exit, whole wall time) of one process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    last = start
+    assert proc.stdout is not None
+    while chunk := proc.stdout.read1(65536):
+        last = time.perf_counter()
+        del chunk
+    code = proc.wait()
+    end = time.perf_counter()
+    if code != 0:
+        raise SystemExit(f"{argv} exited {code}")
+    return end - last, end - start
+
+
+def exit_after_training(repeats: int = 5) -> None:
+    installed = Path(sys.executable).parent / "weightlab"
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "tiny.yaml"
+        config.write_text(TINY)
+        env = {**os.environ, "WEIGHTLAB_STORE": str(Path(tmp) / "store"), "COLUMNS": "100"}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        run = ["run", str(config), "--quiet"]
+        old = "import sys; from weightlab.cli import cli; sys.exit(cli(prog_name='weightlab'))"
+        variants = {
+            "installed .venv/bin/weightlab (weightlab.cli:main)": [str(installed), *run],
+            "python -m weightlab": [sys.executable, "-m", "weightlab", *run],
+            "old console script (weightlab.cli:cli)": [sys.executable, "-c", old, *run],
+        }
+        after: dict[str, list[float]] = {label: [] for label in variants}
+        wall: dict[str, list[float]] = {label: [] for label in variants}
+        for _ in range(repeats):
+            for label, argv in variants.items():
+                a, w = _after_last_line(argv, env)
+                after[label].append(a)
+                wall[label].append(w)
+    base = "old console script (weightlab.cli:cli)"
+    print(f"\nExit after training: `weightlab run` of a 1-epoch run, median of {repeats}")
+    print(f"{'variant':<52} {'after last line s':>18} {'whole run s':>12} {'ratio':>6}")
+    for label in variants:
+        med = statistics.median(after[label])
+        ratio = med / statistics.median(after[base])
+        print(f"{label:<52} {med:>18.3f} {statistics.median(wall[label]):>12.2f} {ratio:>6.3f}")
 
 
 if __name__ == "__main__":

@@ -49,20 +49,17 @@ def test_init_never_overwrites_without_force(tmp_path):
     assert path.read_text() == "precious\n"
     assert invoke("init", str(path), "--force").exit_code == 0
     assert load_experiment(path).name == "mine"
-    result = CliRunner().invoke(cli, ["init", str(tmp_path / "no" / "such" / "x.yaml")])
-    assert result.exit_code == 2 and "no folder" in result.output
 
 
 def test_configs_lists_every_example():
     result = invoke("configs", "--format", "json")
     found = json.loads(result.output)
-    assert [e["path"] for e in found] == [
-        f"configs/{p.name}" for p in sorted(CONFIGS.glob("*.yaml"))
-    ]
+    assert [e["name"] for e in found] == [p.stem for p in sorted(CONFIGS.glob("*.yaml"))]
+    assert [e["path"] for e in found] == [str(p) for p in sorted(CONFIGS.glob("*.yaml"))]
     for e in found:
         assert e["summary"] and re.match(r"\d+ runs?\b", e["runs"])
     table = invoke("configs").output
-    assert "configs/depth.yaml" in table and "example configs" in table
+    assert "\ndepth " in table and "example configs" in table and "weightlab run NAME" in table
 
 
 def test_configs_name_prints_the_file_and_suggests():

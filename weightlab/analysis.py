@@ -315,7 +315,7 @@ def sort_rows(rows: list[dict[str, Any]], sort_by: str | None) -> list[dict[str,
         full = name if name in settings else short[name]
         get = lambda r: r["settings"][full]  # noqa: E731
     else:
-        known = fields + metrics + list(short)
+        known = list(dict.fromkeys(fields + metrics + list(short)))  # `seed`: a field and a key
         raise UsageError(
             f"--sort-by {sort_by!r}: unknown column{did_you_mean(name, known)} "
             f"(one of: {', '.join(known)})"

@@ -22,12 +22,25 @@ FORMATS = ["table", "json"]
 COMPARE_FORMATS = [*FORMATS, "csv", "md"]
 
 
+class _Console(Console):
+    """A console whose closed pipe (``weightlab run ... | head -2``) is no failure.
+
+    Rich's own answer to a broken pipe is ``SystemExit(1)``, the exit code of a failed run; here
+    the rest of the output goes nowhere and the command ends with its own exit code.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.file.fileno())
+
+
 def _out() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    return _Console(highlight=False, soft_wrap=False)
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    return _Console(stderr=True, highlight=False)
 
 
 class _Failure(click.ClickException):
@@ -44,9 +57,27 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except WeightlabError as e:
             raise _Failure(e) from None
+        except BrokenPipeError:  # `weightlab ls | head -1`: the reader had enough; not a failure
+            _drop_stdout()
+            return None
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP while training
             _err().print(f"[magenta]interrupted ({lifecycle.signal_name(e)})[/magenta]")
             sys.exit(lifecycle.exit_code(e))
+
+
+def _drop_stdout() -> None:
+    """Send what is left of stdout nowhere, once its reader has gone (``| head -2``)."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+@contextlib.contextmanager
+def _reader_may_leave() -> Any:
+    """A closed stdout is no failure: the command still exits with its own outcome."""
+    try:
+        yield
+    except BrokenPipeError:
+        _drop_stdout()
 
 
 def store_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,6 +112,28 @@ def format_option(f: Callable[..., Any], choices: list[str] = FORMATS) -> Callab
         show_default=True,
         help="Output format.",
     )(f)
+
+
+def _config_path(config: str) -> str:
+    """CONFIG, or the example config of that name when no such file exists (``run depth``)."""
+    path, example = gallery.resolve(config)
+    missing = not example and "/" not in config and not os.path.exists(config)
+    if missing and gallery.GALLERY.is_dir():
+        from weightlab.config import did_you_mean
+        from weightlab.errors import ConfigError, Problem
+
+        stem = config.removesuffix(".yaml")
+        raise ConfigError(
+            Problem(
+                config,
+                "",
+                "config file not found, and no example config has that name"
+                f"{did_you_mean(stem, gallery.names())} (`weightlab configs` lists them)",
+            )
+        )
+    if example:
+        _err().print(f"[dim]example config {config}: {path}[/dim]", soft_wrap=True)
+    return path
 
 
 def _selected(store: Store, selectors: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -175,11 +228,16 @@ def run(
     config is unmet, 2 on a config error.
 
     \b
+    CONFIG is a YAML file, or the name of an example config (`weightlab configs` lists them).
+
+    \b
     Examples:
       weightlab run configs/bias-vs-no-bias.yaml
+      weightlab run depth
       weightlab run configs/initializers.yaml train.epochs=5 --seeds 0-2 --jobs 2
       weightlab run configs/learning-rate.yaml --smoke --format md >> "$GITHUB_STEP_SUMMARY"
     """
+    config = _config_path(config)
     experiment = load_experiment(config, overrides, matrix=matrix, seeds=seeds)
     if smoke:
         expectations.smoke(experiment)
@@ -212,7 +270,8 @@ def run(
     records = result.records
     report = expectations.check(experiment.expect, records) if experiment.expect else None
     title = f"{experiment.name}: {experiment.describe()}"
-    _print_run_summary(title, result.batch, records, report, store, fmt)
+    with _reader_may_leave():  # `weightlab run ... | head -2` exits as the runs went
+        _print_run_summary(title, result.batch, records, report, store, fmt)
     if result.cancelled and not quiet:
         err.print(f"{result.cancelled} run(s) not started (--fail-fast)")
     if any(r["status"] == "failed" for r in records) or (report and not report["met"]):
@@ -265,6 +324,7 @@ def validate(config: str, overrides: tuple[str, ...], with_keras: bool) -> None:
       weightlab validate configs/depth.yaml
       weightlab validate --keras configs/depth.yaml model.kernel_initializer=he_uniform
     """
+    config = _config_path(config)
     experiment = load_experiment(config, overrides)
     if with_keras:
         from weightlab.training.runner import check_keras, load_datasets
@@ -304,25 +364,58 @@ def ls_(selectors: tuple[str, ...], store_path: str | None, fmt: str) -> None:
     show_default=True,
     help="Show every k-th epoch (the last is always shown).",
 )
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Keep printing the epochs of a running run as they come, until it ends (tail -f).",
+)
 @store_option
 @format_option
-def show(run_selector: str, every: int, store_path: str | None, fmt: str) -> None:
+def show(run_selector: str, every: int, follow: bool, store_path: str | None, fmt: str) -> None:
     """Show one run epoch by epoch: metrics, kernel and bias norms, movement of the weights.
 
     \b
     Examples:
       weightlab show latest
       weightlab show 261129-0843 --every 10
+      weightlab show latest --follow
     """
     store = Store.open(store_path)
-    record = store.get(run_selector)
+    record = store.get(run_selector, live=True)
     history = store.history(record["id"])
     config = store.config(record["id"])
     if fmt == "json":
+        if follow:
+            raise click.UsageError("--follow prints a table; leave out --format json")
         click.echo(render.as_json({"run": record, "config": config, "history": history}))
         return
     console = _out()
-    console.print(render.run_detail(analysis.show(record, history, every), config, console.width))
+    detail = analysis.show(record, history, every)
+    following = follow and record["status"] == "running"
+    console.print(render.run_detail(detail, config, console.width, follow=following))
+    if following:
+        _follow(store, record, history, every, console)
+
+
+def _follow(
+    store: Store,
+    record: dict[str, Any],
+    history: list[dict[str, Any]],
+    every: int,
+    console: Console,
+) -> None:
+    """Print the run's epochs as they are committed, until it stops running."""
+    from weightlab.follow import follow
+
+    rows = render.EpochRows(analysis.show(record, history, every), console.width)
+    last = history[-1]["epoch"] if history else -1
+    final = record
+    for new, final in follow(store, record["id"], after_epoch=last):
+        shown = [r for r in new if r["epoch"] % every == 0]
+        if shown:
+            console.print(rows.more(analysis.show(final, shown, 1)))
+    console.print(render.followed(final))
 
 
 @cli.command(name="compare")
@@ -631,6 +724,8 @@ def init(path: str, force: bool) -> None:
 @format_option
 def configs(name: str | None, fmt: str) -> None:
     """List the example configs (the gallery), or print the one called NAME.
+
+    Each runs by its name from any folder: `weightlab run depth`.
 
     \b
     Examples:

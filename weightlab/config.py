@@ -788,7 +788,9 @@ def expand(
         col.add(("seeds",), f"seeds must be distinct; got {seeds}")
     matrix = _check_matrix(raw.get("matrix"), col)
     expect = expectations.parse(top["expect"], col.add)
-    if col.problems:
+    # `expect:` stands apart from the rest, so its problems are listed with those of the runs;
+    # other top-level problems (a misspelt section, the matrix) would only cascade into them.
+    if any(p.key != "expect" and not p.key.startswith("expect.") for p in col.problems):
         raise ConfigError(col.problems)
 
     base = {k: v for k, v in raw.items() if k not in ("matrix", "seeds", "seed")}
@@ -822,6 +824,7 @@ def expand(
                 **{k: v for k, v in resolved.items() if k != "name"},
             }
             runs.append(RunSpec(len(runs), seed, dict(cell), copy.deepcopy(cfg), cell_locate))
+    problems += col.problems  # `expect:`'s after the runs': every problem of the file at once
     if problems:
         raise ConfigError(problems)
     return Experiment(

@@ -7,13 +7,19 @@ from typing import Any
 
 from weightlab.errors import UsageError, WeightlabError
 
-GALLERY = Path(__file__).resolve().parent.parent / "configs"
+# Installed from a wheel, the example configs are package data (pyproject.toml maps the package
+# weightlab.configs to the repository's configs/ folder); in a checkout or an editable install they
+# are that folder itself.
+PACKAGED = Path(__file__).resolve().parent / "configs"
+CHECKOUT = Path(__file__).resolve().parent.parent / "configs"
+GALLERY = PACKAGED if PACKAGED.is_dir() else CHECKOUT
 
 STARTER = """\
 # A weightlab experiment. Validate it with `weightlab validate {path}` (no TensorFlow, instant),
 # train it with `weightlab run {path}`, then look at the runs with `weightlab compare` and
-# `weightlab show latest`. Every key is explained in README.md ("Config reference"); the example
-# configs (`weightlab configs`) show more. Any key can be overridden on the command line:
+# `weightlab show latest`. `weightlab schema` describes every key (one line each), and the
+# example configs show more: `weightlab configs` lists them, `weightlab run depth` runs one.
+# Any key can be overridden on the command line:
 #   weightlab run {path} train.epochs=5 model.use_bias=false
 name: {name}
 seed: 0                          # same seed, same machine: bit-identical weights
@@ -66,15 +72,16 @@ def starter(path: str) -> str:
 def write_starter(path: str, *, force: bool = False) -> Path:
     """Write the starter config to ``path``; never overwrite a file unless ``force``.
 
+    A missing folder is created, as for every file weightlab writes (``plot -o``, ``export``).
+
     Raises:
-        UsageError: the file exists (and not ``force``), or its folder does not.
+        UsageError: the file exists (and not ``force``).
     """
     target = Path(path)
     if target.exists() and not force:
         raise UsageError(f"{path} already exists; choose another PATH or add --force")
-    if not target.parent.is_dir():
-        raise UsageError(f"no folder {target.parent} to write {target.name} into")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(starter(path), encoding="utf-8")
     except OSError as e:
         raise WeightlabError(f"cannot write {path}: {e}") from None
@@ -88,6 +95,28 @@ def _folder() -> Path:
             "they are in the configs/ folder of the weightlab repository"
         )
     return GALLERY
+
+
+def names() -> list[str]:
+    """The gallery's config names (``depth``, ...), sorted."""
+    return sorted(p.stem for p in _folder().glob("*.yaml"))
+
+
+def resolve(config: str) -> tuple[str, bool]:
+    """``config`` itself, or the gallery config it names when no such file exists.
+
+    ``depth``, ``depth.yaml`` and ``configs/depth.yaml`` (the paths the README uses) all name the
+    gallery's ``depth.yaml`` from any folder. Returns the path to read and whether it is the
+    gallery's; anything else is returned unchanged (and reported missing by the loader).
+    """
+    path = Path(config)
+    if path.exists() or not GALLERY.is_dir():
+        return config, False
+    stem = path.name.removesuffix(".yaml")
+    bare = path.parent in (Path("."), Path("configs")) and path.suffix in ("", ".yaml")
+    if bare and stem in names():
+        return str(GALLERY / f"{stem}.yaml"), True
+    return config, False
 
 
 def summary(text: str) -> str:
@@ -106,7 +135,10 @@ def summary(text: str) -> str:
 
 
 def entries() -> list[dict[str, Any]]:
-    """Every gallery config: ``{"name", "path", "runs", "summary"}``, sorted by name."""
+    """Every gallery config: ``{"name", "path", "runs", "summary"}``, sorted by name.
+
+    ``path`` is where the file is (installed package data, or a checkout's ``configs/``).
+    """
     from weightlab.config import load_experiment
 
     out = []
@@ -115,7 +147,7 @@ def entries() -> list[dict[str, Any]]:
         out.append(
             {
                 "name": path.stem,
-                "path": f"configs/{path.name}",
+                "path": str(path),
                 "runs": experiment.describe(),
                 "summary": summary(path.read_text(encoding="utf-8")),
             }
@@ -131,10 +163,10 @@ def text(name: str) -> str:
     """
     from weightlab.config import did_you_mean
 
-    names = sorted(p.stem for p in _folder().glob("*.yaml"))
-    stem = name.removesuffix(".yaml")
-    if stem not in names:
+    known = names()
+    stem = Path(name).name.removesuffix(".yaml")
+    if stem not in known:
         raise UsageError(
-            f"no example config {name!r}{did_you_mean(stem, names)} (known: {', '.join(names)})"
+            f"no example config {name!r}{did_you_mean(stem, known)} (known: {', '.join(known)})"
         )
     return (GALLERY / f"{stem}.yaml").read_text(encoding="utf-8")

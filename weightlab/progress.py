@@ -64,6 +64,13 @@ class RunProgress:
         self.progress.__exit__(exc_type, exc, tb)
 
     def on_event(self, event: dict[str, Any]) -> None:
+        try:
+            self._on_event(event)
+        except BrokenPipeError:  # stderr's reader has gone (`2>&1 | head`): training goes on
+            self.enabled = False
+            self.progress.disable = True
+
+    def _on_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "batch_start":
             self._batch_start(event)
@@ -96,8 +103,10 @@ class RunProgress:
         workers = event.get("workers")
         where = f", {workers} workers" if workers else ""
         if self.enabled:
+            # soft_wrap: in a log (no terminal) rich would hard-wrap at 80 columns and pad.
             self.console.print(
-                f"[bold]Training[/bold] {event['describe']}  (batch {event['batch']}{where})"
+                f"[bold]Training[/bold] {event['describe']}  (batch {event['batch']}{where})",
+                soft_wrap=True,
             )
         self.sweep = self.progress.add_task("runs", total=self.total, info="")
 
@@ -118,7 +127,8 @@ class RunProgress:
         self.console.print(
             f"  [{style}]{run['status']}[/{style}]{extra}  {run['id']}  {label}  "
             f"loss {render.num((run.get('final') or {}).get('loss'))}  "
-            f"({run['timing']['total_seconds']:.1f} s)"
+            f"({run['timing']['total_seconds']:.1f} s)",
+            soft_wrap=True,
         )
 
     def _update_sweep(self) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -75,7 +76,10 @@ class Col:
     """One column of a fitted table: header, cells, and how it may give way when space is short.
 
     ``flex`` columns (free text such as settings) shrink with an ellipsis down to ``min_width``;
-    when the table still does not fit, columns are dropped, lowest ``keep`` first.
+    when the table still does not fit, columns are dropped, lowest ``keep`` first. A flex column
+    of setting values (:func:`setting_col`) first trades its text for a compact form that keeps
+    what tells the rows apart (``compact``), and cuts the shared part of a value before the part
+    that differs (``cut``).
     """
 
     header: str
@@ -84,12 +88,201 @@ class Col:
     flex: bool = False
     keep: int = 9
     min_width: int = 8
+    compact: Col | None = None
+    cut: Callable[[int], list[str]] | None = None
+    legend: list[str] = field(default_factory=list)
 
     @property
     def natural(self) -> int:
         widths = [len(line) for line in self.header.split("\n")]
         widths += [len(c.plain if isinstance(c, Text) else c) for c in self.cells]
         return max(widths)
+
+
+# Keras arguments that settings show most, abbreviated when a column is short of room; other keys
+# of several words go by their initials (beta_1 -> b1).
+ABBREVIATIONS = {
+    "learning_rate": "lr",
+    "stddev": "sd",
+    "value": "v",
+    "momentum": "mom",
+    "epsilon": "eps",
+    "minval": "min",
+    "maxval": "max",
+    "distribution": "dist",
+}
+
+
+def abbreviation(key: str) -> str:
+    if key in ABBREVIATIONS:
+        return ABBREVIATIONS[key]
+    parts = [p for p in key.split("_") if p]
+    return "".join(p[0] for p in parts) if len(parts) > 1 else key
+
+
+def _split_args(text: str) -> list[str]:
+    """``a=1, b=[1, 2]`` -> ``["a=1", "b=[1, 2]"]``: commas inside brackets stay."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == "," and depth == 0:
+            out.append(text[start:i].strip())
+            start = i + 1
+    out.append(text[start:].strip())
+    return [a for a in out if a]
+
+
+_CALL = re.compile(r"^([A-Za-z_][\w.]*)\((.*)\)$")
+
+
+def _call(value: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """``random_normal(stddev=0.01)`` -> ``("random_normal", [("stddev", "0.01")])``."""
+    m = _CALL.match(value)
+    if not m:
+        return None
+    args = []
+    for a in _split_args(m.group(2)):
+        k, eq, v = a.partition("=")
+        if not eq:
+            return None
+        args.append((k, v))
+    return m.group(1), args
+
+
+def compact_values(header: str, values: list[str]) -> tuple[str, list[str], list[str]]:
+    """What tells setting values apart, in fewer characters: ``(header, values, legend)``.
+
+    What every value shares is cut and said once in the legend (``optimizer = sgd(lr=…)``); a
+    column whose values differ in one argument only becomes that argument's column (``lr`` with
+    ``0.1``); argument names are abbreviated (``lr = learning_rate``).
+    """
+    calls = [_call(v) for v in values]
+    legend: list[str] = []
+    used: dict[str, str] = {}
+
+    def short(k: str) -> str:
+        a = abbreviation(k)
+        if a != k:
+            used[a] = k
+        return a
+
+    if calls and all(calls):
+        names = {c[0] for c in calls if c}
+        arg_sets = [dict(c[1]) for c in calls if c]
+        keys = list(dict.fromkeys(k for a in arg_sets for k in a))
+        shared = [k for k in keys if len({a.get(k) for a in arg_sets}) == 1 and k in arg_sets[0]]
+        differ = [k for k in keys if k not in shared]
+        if len(names) == 1 and len(differ) == 1:
+            (name,) = names
+            (k,) = differ
+            inner = ", ".join([*(f"{short(s)}={arg_sets[0][s]}" for s in shared), f"{k}=…"])
+            legend.append(f"{short(k)} = {header} {name}({inner})")
+            cells = [a.get(k, "-") for a in arg_sets]
+            head = short(k)
+            used.pop(head, None)
+            return head, cells, legend + [f"{a} = {k}" for a, k in used.items()]
+        if len(names) == 1:
+            (name,) = names
+            inner = ", ".join([*(f"{short(s)}={arg_sets[0][s]}" for s in shared), "…"])
+            legend.append(f"{header} = {name}({inner})")
+            cells = [", ".join(f"{short(k)}={a[k]}" for k in differ if k in a) for a in arg_sets]
+            return header, cells, legend + [f"{a} = {k}" for a, k in used.items()]
+    cells = []
+    for v, c in zip(values, calls, strict=True):
+        if c is None:
+            cells.append(v)
+        else:
+            inner = ", ".join(f"{short(k)}={a}" for k, a in c[1])
+            cells.append(f"{c[0]}({inner})" if inner else c[0])
+    return header, cells, [f"{a} = {k}" for a, k in used.items()]
+
+
+def cut_values(values: list[str], width: int) -> list[str]:
+    """Values no wider than ``width`` that keep their arguments: the name is cut first
+    (``random_normal(sd=20)`` -> ``rando…(sd=20)``), as the arguments tell apart the rows that
+    share a name."""
+    parsed: list[tuple[str, tuple[str, str, int] | None]] = []
+    for v in values:
+        key, eq, rest = v.partition("=") if re.match(r"^\w+=\w+\(", v) else ("", "", v)
+        c = _call(rest) if len(v) > width else None
+        if c is None or not c[1]:
+            parsed.append((v, None))
+            continue
+        args = "(" + ", ".join(f"{k}={a}" for k, a in c[1]) + ")"
+        parsed.append((key + eq, (c[0], args, width - len(args) - 1 - len(key + eq))))
+    room: dict[str, int] = {}  # one cut per name, so that the rows that share it look alike
+    for _, cut in parsed:
+        if cut:
+            room[cut[0]] = min(room.get(cut[0], cut[2]), cut[2])
+    out = []
+    for head, cut in parsed:
+        if cut is None:
+            out.append(head)
+        else:
+            name, args, _ = cut
+            n = room[name]
+            out.append(head + (f"{name[:n]}…{args}" if n >= 1 else f"…{args}"))
+    return out
+
+
+def settings_col(cells: list[dict[str, Any]], **kwargs: Any) -> Col:
+    """``ls``'s settings column: each run's ``key=value`` pairs; short of room, the values of
+    each key keep what tells them apart (:func:`compact_values`) and the keys are abbreviated
+    once in the legend (``ki = kernel_initializer``)."""
+    from weightlab.config import short_value
+
+    full = [", ".join(f"{short_setting(k)}={short_value(v)}" for k, v in c.items()) for c in cells]
+    keys = list(dict.fromkeys(k for c in cells for k in c))
+    legend: list[str] = []
+    texts: dict[str, list[str]] = {}
+    heads: dict[str, str] = {}
+    for k in keys:
+        rows = [short_value(c[k]) for c in cells if k in c]
+        head, values, notes = compact_values(short_setting(k), rows)
+        legend += [n for n in notes if n not in legend]
+        if head == short_setting(k) and len(head) > 8 and abbreviation(head) != head:
+            legend.append(f"{abbreviation(head)} = {k.rsplit('.', 1)[-1]}")
+            head = abbreviation(head)
+        texts[k], heads[k] = values, head
+    seen = dict.fromkeys(keys, 0)
+    short_cells = []
+    for c in cells:
+        parts = []
+        for k in c:
+            parts.append(f"{heads[k]}={texts[k][seen[k]]}")
+            seen[k] += 1
+        short_cells.append(", ".join(parts))
+    compact = Col("settings", list(short_cells), flex=True, legend=legend, **kwargs)
+    compact.cut = lambda w: cut_values(short_cells, w)
+    return Col("settings", list[str | Text](full), flex=True, compact=compact, **kwargs)
+
+
+def setting_col(header: str, values: list[str], **kwargs: Any) -> Col:
+    """A flex column of setting values that fits the part of each value that differs."""
+    head, cells, legend = compact_values(header, values)
+    compact = None
+    if sum(map(len, cells)) < sum(map(len, values)) or head != header:
+        compact = Col(head, list(cells), flex=True, legend=legend, cut=None, **kwargs)
+        compact.cut = lambda w: cut_values(cells, w)
+    col = Col(header, list(values), flex=True, compact=compact, **kwargs)
+    col.cut = lambda w: cut_values(values, w)
+    return col
+
+
+def _fit_widths(cols: list[Col], width: int, gap: int = 2) -> tuple[dict[int, int], int]:
+    """Natural widths, flex columns shrunk as needed; and how much is still too wide."""
+    widths = {i: c.natural for i, c in enumerate(cols)}
+    excess = sum(widths.values()) + gap * (len(widths) - 1) - width
+    for i, c in enumerate(cols):
+        if excess <= 0:
+            break
+        if c.flex:
+            floor = min(widths[i], max(c.min_width, len(c.header)))
+            give = min(widths[i] - floor, excess)
+            widths[i] -= give
+            excess -= give
+    return widths, excess
 
 
 def fitted_table(
@@ -100,31 +293,40 @@ def fitted_table(
     """A table of ``columns`` no wider than ``width``; returns it and the headers left out.
 
     Rich, given a table that cannot fit, silently squeezes or drops columns; here the choice is
-    explicit: shrink free text first, then leave out the least important numbers, and say so.
+    explicit: setting values give up what they share first (:func:`setting_col`), then free text
+    is cut, then the least important numbers are left out, and the table says so. A column is
+    never left out while a cut one could make room for it.
     """
     cols = list(columns)
-    dropped: list[str] = []
-
-    def total(widths: dict[int, int]) -> int:
-        return sum(widths.values()) + 2 * (len(widths) - 1)
-
+    if sum(c.natural for c in cols) + 2 * (len(cols) - 1) > width:
+        cols = [c.compact if c.compact is not None else c for c in cols]
+    order = list(cols)
+    dropped: list[Col] = []
+    # Two spaces between columns; one, rather than leave a column out.
+    gap = 2 if _fit_widths(cols, width)[1] <= 0 else 1
     while True:
-        widths = {i: c.natural for i, c in enumerate(cols)}
-        excess = total(widths) - width
-        for i, c in enumerate(cols):
-            if excess <= 0:
-                break
-            if c.flex:
-                floor = min(widths[i], max(c.min_width, len(c.header)))
-                give = min(widths[i] - floor, excess)
-                widths[i] -= give
-                excess -= give
+        widths, excess = _fit_widths(cols, width, gap)
         if excess <= 0 or not any(c.keep < 9 for c in cols):
             break
         victim = min((c for c in cols if c.keep < 9), key=lambda c: c.keep)
-        dropped.append(victim.header.replace("\n", " "))
-        cols.remove(victim)
-    return DrawnTable(cols, [widths[i] for i in range(len(cols))], title), dropped
+        dropped.append(victim)
+        cols = [c for c in cols if c is not victim]
+    for victim in sorted(dropped, key=lambda c: -c.keep):  # back, where the cut columns allow
+        trial = [c for c in order if c is victim or any(c is k for k in cols)]
+        if _fit_widths(trial, width, gap)[1] <= 0:
+            cols = trial
+            dropped = [d for d in dropped if d is not victim]
+    if gap == 1 and _fit_widths(cols, width)[1] <= 0:
+        gap = 2  # what is left fits with the usual spacing
+    widths, _ = _fit_widths(cols, width, gap)
+    drawn = []
+    for i, c in enumerate(cols):
+        if c.cut is not None and widths[i] < c.natural:
+            c = Col(c.header, list(c.cut(widths[i])), c.right, c.flex, c.keep, legend=c.legend)
+        drawn.append(c)
+    table = DrawnTable(drawn, [widths[i] for i in range(len(drawn))], title, gap=gap)
+    table.legend = [entry for c in drawn for entry in c.legend]
+    return table, [c.header.replace("\n", " ") for c in dropped]
 
 
 class DrawnTable:
@@ -135,12 +337,21 @@ class DrawnTable:
     only cut (with an ellipsis) or padded.
     """
 
-    def __init__(self, cols: list[Col], widths: list[int], title: str | None = None):
-        self.cols, self.widths, self.title = cols, widths, title
+    def __init__(
+        self,
+        cols: list[Col],
+        widths: list[int],
+        title: str | None = None,
+        header: bool = True,
+        gap: int = 2,
+    ):
+        self.cols, self.widths, self.title, self.header = cols, widths, title, header
+        self.gap = gap
+        self.legend: list[str] = []  # the abbreviations and shared parts of its setting columns
 
     @property
     def width(self) -> int:
-        return sum(self.widths) + 2 * (len(self.widths) - 1)
+        return sum(self.widths) + self.gap * (len(self.widths) - 1)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = min(self.width, options.max_width)
@@ -148,12 +359,13 @@ class DrawnTable:
             yield from console.render(
                 Text(self.title, style="table.title"), options.update(width=width)
             )
-        heads = [c.header.split("\n") for c in self.cols]
-        height = max((len(h) for h in heads), default=0)
-        for line in range(height):  # a short header sits on the last header line
-            yield from self._line([[""] * (height - len(h)) + h for h in heads], line, "bold")
-        yield Segment("─" * width)
-        yield Segment.line()
+        if self.header:
+            heads = [c.header.split("\n") for c in self.cols]
+            height = max((len(h) for h in heads), default=0)
+            for line in range(height):  # a short header sits on the last header line
+                yield from self._line([[""] * (height - len(h)) + h for h in heads], line, "bold")
+            yield Segment("─" * width)
+            yield Segment.line()
         for row in range(len(self.cols[0].cells) if self.cols else 0):
             yield from self._line([c.cells for c in self.cols], row)
 
@@ -168,7 +380,7 @@ class DrawnTable:
                 size = width
             text = " " * (width - size) + text if col.right else text + " " * (width - size)
             if i:
-                plain.append("  ")
+                plain.append(" " * self.gap)
             cell_style = _style(cell, style)
             if cell_style is None:
                 plain.append(text)
@@ -240,7 +452,7 @@ def runs_list(records: list[dict[str, Any]], store: str, width: int = 80) -> Ren
             cols.append(Col(header, list(values), right=True, keep=3))
     cols.insert(
         2 if len(cols) > 1 and cols[1].header == "experiment" else 1,
-        Col("settings", [cell_text(r.get("cell") or {}) for r in records], flex=True),
+        settings_col([r.get("cell") or {} for r in records]),
     )
     cols.append(Col("status", [status(r["status"]) for r in records]))
     cols.append(
@@ -265,6 +477,8 @@ def runs_list(records: list[dict[str, Any]], store: str, width: int = 80) -> Ren
     note = hidden_note(dropped)
     if note:
         parts.append(note)
+    if table.legend:
+        parts.append(Text("; ".join(table.legend), style="dim"))
     parts += damage_notes(records)
     return Group(*parts) if len(parts) > 1 else table
 
@@ -325,7 +539,7 @@ def comparison(result: dict[str, Any], title: str = "", width: int = 80) -> Rend
         )
 
     cols = [Col("run", [r["id"][-4:] if len(rows) > 1 else r["id"] for r in rows])]
-    cols += [Col(short_setting(k), [r["settings"][k] for r in rows], flex=True) for k in keys]
+    cols += [setting_col(short_setting(k), [r["settings"][k] for r in rows]) for k in keys]
     cols.append(Col("status", [state(r) for r in rows]))
     cols.append(Col("loss", [num(r["loss"], 3) for r in rows], right=True))
     if show_val:
@@ -342,6 +556,7 @@ def comparison(result: dict[str, Any], title: str = "", width: int = 80) -> Rend
     table, dropped = fitted_table(cols, width, title or None)
     shown = {c.header for c in cols} - set(dropped)
     legend = [
+        *table.legend,
         "run = last 4 characters of the run id" if len(rows) > 1 else "",
         "best@ep = lowest loss and its epoch" if "best@ep" in shown else "",
         "|W|, |b| = L2 norm of all kernels, of all biases" if "|W|" in shown else "",
@@ -373,10 +588,30 @@ def status_line(r: dict[str, Any]) -> Text:
         return Text(text, style=STATUS_STYLE[s])
     if s in ("crashed", "corrupt", "interrupted", "failed") and r.get("error"):
         return Text(f"{s}: {r['error']}", style=STATUS_STYLE.get(s, ""))
+    if s == "running":
+        loss = (r.get("final") or {}).get("loss")
+        text = f"running: epoch {r.get('epochs_completed', 0)} of {r.get('epochs', '?')}"
+        return Text(text + (f", loss {num(loss)}" if loss is not None else ""), style="cyan")
     return status(s)
 
 
-def run_detail(detail: dict[str, Any], config: dict[str, Any], width: int = 80) -> RenderableType:
+def followed(record: dict[str, Any]) -> RenderableType:
+    """The end of ``show --follow``: how the run ended, then the legend of the table."""
+    text = Text("run ended: " if record["status"] != "running" else "")
+    text.append_text(status_line(record))
+    loss = (record.get("final") or {}).get("loss")
+    if record["status"] != "running":
+        text.append(f"; {record.get('epochs_completed', 0)} of {record.get('epochs', '?')} epochs")
+        if loss is not None:
+            text.append(f", loss {num(loss)}")
+    return Group(text, Text(SHOW_LEGEND, style="dim"))
+
+
+def run_detail(
+    detail: dict[str, Any], config: dict[str, Any], width: int = 80, *, follow: bool = False
+) -> RenderableType:
+    """``show``: the run's header, then its epochs. ``follow``: the legend is left for the end,
+    after the rows that :class:`EpochRows` adds."""
     r = detail["run"]
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
@@ -409,6 +644,23 @@ def run_detail(detail: dict[str, Any], config: dict[str, Any], width: int = 80) 
     if r.get("error"):
         head.add_row("error", Text(r["error"], style="red"))
 
+    rows = EpochRows(detail, width)
+    parts: list[RenderableType] = [head, Text(""), rows.table]
+    note = hidden_note(rows.dropped)
+    if note:
+        parts.append(note)
+    if not follow:
+        parts.append(Text(SHOW_LEGEND, style="dim"))
+    return Group(*parts)
+
+
+SHOW_LEGEND = (
+    "|W|, |bias| = L2 norm of the layer's kernel / bias; dist init = L2 distance of all weights "
+    "from epoch 0; change = L2 change since the previous epoch"
+)
+
+
+def _epoch_cols(detail: dict[str, Any]) -> list[Col]:
     epochs = detail["epochs"]
     cols = [Col("epoch", [str(e["epoch"]) for e in epochs], right=True)]
     for m in detail["metrics"]:
@@ -421,19 +673,37 @@ def run_detail(detail: dict[str, Any], config: dict[str, Any], width: int = 80) 
         cols.append(Col(header, [num(e["norms"].get(v)) for e in epochs], right=True, keep=4))
     cols.append(Col("dist\ninit", [num(e["dist_init"]) for e in epochs], right=True, keep=6))
     cols.append(Col("change", [num(e["delta"]) for e in epochs], right=True, keep=5))
-    table, dropped = fitted_table(cols, width)
-    parts: list[RenderableType] = [head, Text(""), table]
-    note = hidden_note(dropped)
-    if note:
-        parts.append(note)
-    parts.append(
-        Text(
-            "|W|, |bias| = L2 norm of the layer's kernel / bias; dist init = L2 distance of "
-            "all weights from epoch 0; change = L2 change since the previous epoch",
-            style="dim",
+    return cols
+
+
+class EpochRows:
+    """The epoch table of ``show``, fitted once; ``--follow`` draws later rows in its columns."""
+
+    def __init__(self, detail: dict[str, Any], width: int):
+        self.table, dropped = fitted_table(_epoch_cols(detail), width)
+        self.width = width
+        self.headers = [c.header for c in self.table.cols]
+        self.dropped = dropped
+        self._left_out = set(dropped)
+
+    def more(self, detail: dict[str, Any]) -> RenderableType:
+        """``detail``'s rows in the same columns (widened where a number needs it); a table with
+        its own header when the columns differ (the metrics arrive with epoch 1)."""
+        cols = {c.header: c for c in _epoch_cols(detail)}
+        others = [h for h in cols if h not in self.headers]
+        same = all(h in cols for h in self.headers) and all(
+            h.replace("\n", " ") in self._left_out for h in others
         )
-    )
-    return Group(*parts)
+        widths = [
+            max(w, cols[h].natural) if h in cols else w
+            for h, w in zip(self.headers, self.table.widths, strict=True)
+        ]
+        if not same or sum(widths) + self.table.gap * (len(widths) - 1) > self.width:
+            fresh = EpochRows(detail, self.width)
+            self.table, self.headers, self._left_out = fresh.table, fresh.headers, fresh._left_out
+            return self.table
+        self.table.widths = widths
+        return DrawnTable([cols[h] for h in self.headers], widths, header=False, gap=self.table.gap)
 
 
 def model_text(config: dict[str, Any]) -> str:
@@ -547,7 +817,8 @@ def gallery(entries: list[dict[str, Any]], width: int = 80) -> RenderableType:
     """The example configs: name, runs and the first line of what each one shows."""
     # A handful of rows whose text should wrap, not be cut: rich's own Table, in the same look.
     table = Table(
-        title=f"{len(entries)} example configs (weightlab configs NAME prints one)",
+        title=f"{len(entries)} example configs: weightlab run NAME runs one, "
+        "weightlab configs NAME prints it",
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
@@ -556,11 +827,11 @@ def gallery(entries: list[dict[str, Any]], width: int = 80) -> RenderableType:
         collapse_padding=True,
         width=width,
     )
-    table.add_column("config", no_wrap=True)
+    table.add_column("name", no_wrap=True)
     table.add_column("runs", no_wrap=True)
     table.add_column("what it shows", ratio=1)
     for e in entries:
-        table.add_row(e["path"], e["runs"].split(":")[0], e["summary"])
+        table.add_row(e["name"], e["runs"].split(":")[0], e["summary"])
     return table
 
 
@@ -578,11 +849,12 @@ def sweep_plan(
         Col("run", [str(r["run"]) for r in runs], right=True),
         Col("seed", [str(r["seed"]) for r in runs], right=True),
     ]
-    cols += [
-        Col(short_setting(k), [short_value(r["cell"][k]) for r in runs], flex=True) for k in keys
-    ]
+    cols += [setting_col(short_setting(k), [short_value(r["cell"][k]) for r in runs]) for k in keys]
     table, _ = fitted_table(cols, width)
-    return Group(Text(f"{name}: {describe} (dry run: nothing trains)"), table)
+    parts: list[RenderableType] = [Text(f"{name}: {describe} (dry run: nothing trains)"), table]
+    if table.legend:
+        parts.append(Text("; ".join(table.legend), style="dim"))
+    return Group(*parts)
 
 
 # ---- explain -------------------------------------------------------------------------------------
@@ -753,8 +1025,13 @@ def groups_section(result: dict[str, Any]) -> Section | None:
         return None
     final = [g["final_loss"] for g in groups]
     ci = [f["ci95"] or [None, None] for f in final]
-    fields = [
-        Field("group", [g["label"] for g in groups], "flex"),
+    keys = list(dict.fromkeys(k for g in groups for k in g["settings"]))
+    fields = [Field("group", [g["label"] for g in groups], "flex", show="data" if keys else "all")]
+    fields += [
+        Field(short_setting(k), [g["settings"].get(k) for g in groups], "setting", show="table")
+        for k in keys
+    ]
+    fields += [
         Field("n", [g["n"] for g in groups]),
         Field("mean", [f["mean"] for f in final]),
         Field("std", [f["std"] for f in final], keep=6),
@@ -780,14 +1057,16 @@ def pairs_section(result: dict[str, Any]) -> Section | None:
     rows: list[dict[str, Any]] = []
     for p in result["pairs"]:
         label = ", ".join([p["b"]["value"], *[f"{k}={v}" for k, v in p["settings"].items()]])
+        cell = {"value": p["b"]["value"], "settings": p["settings"]}
         for s in p["seeds"]:
             blew = [f"{x}@{s[f'blew_up_{x}']}" for x in "ab" if s[f"blew_up_{x}"] is not None]
-            rows.append({**s, "pair": label, "blew_up": " ".join(blew) or None})
+            rows.append({**s, **cell, "pair": label, "blew_up": " ".join(blew) or None})
         if p["of"] != 1:  # over several seeds, or the groups alone when no seed matches
             ga, gb = (result["groups"][p[x]["group"]]["final_loss"] for x in "ab")
             rows.append(
                 {
                     **p,
+                    **cell,
                     "pair": label,
                     "seed": "mean",
                     "a": None,
@@ -799,8 +1078,16 @@ def pairs_section(result: dict[str, Any]) -> Section | None:
                 }
             )
     first = result["pairs"][0]
+    others = list(dict.fromkeys(k for r in rows for k in r["settings"]))
     fields = [
-        Field(short_setting(first["key"]), [r["pair"] for r in rows], "flex"),
+        Field(short_setting(first["key"]), [r["pair"] for r in rows], "flex", show="data"),
+        Field(short_setting(first["key"]), [r["value"] for r in rows], "setting", show="table"),
+    ]
+    fields += [
+        Field(k.rsplit(".", 1)[-1], [r["settings"].get(k) for r in rows], "setting", show="table")
+        for k in others
+    ]
+    fields += [
         Field("seed", [r["seed"] for r in rows]),
         Field("run_a", [r["a"] for r in rows], "id", show="data"),
         Field("run_b", [r["b"] for r in rows], "id", show="data"),
@@ -884,6 +1171,8 @@ def section_table(section: Section, width: int) -> RenderableType:
             flex=f.kind == "flex",
             keep=f.keep,
         )
+        if f.kind != "setting"
+        else setting_col(f.header, ["-" if v is None else str(v) for v in f.values])
         for f in _shown(section, "table")
     ]
     table, dropped = fitted_table(cols, width, section.title)
@@ -891,14 +1180,16 @@ def section_table(section: Section, width: int) -> RenderableType:
     note = hidden_note(dropped)
     if note:
         parts.append(note)
-    if section.legend:
-        parts.append(Text(section.legend, style="dim"))
+    legend = "; ".join([*table.legend, section.legend] if section.legend else table.legend)
+    if legend:
+        parts.append(Text(legend, style="dim"))
     return Group(*parts)
 
 
 def compare_table(result: dict[str, Any], width: int = 80, title: str = "") -> RenderableType:
     """`compare` for the terminal: runs, seed groups, pairs, per-epoch rows, then findings."""
-    title = title or f"{len(result['runs'])} runs"
+    n = len(result["runs"])
+    title = title or f"{n} run{'s' if n != 1 else ''}"
     side = comparison({**result, "findings": []}, title=title, width=width)
     parts: list[RenderableType] = [side]
     parts += [section_table(s, width) for s in compare_sections(result)]

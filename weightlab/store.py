@@ -323,8 +323,25 @@ class Store:
                         self._upsert(con, record, flat)
             except StoreError:
                 pass  # a read never fails because the cache could not be refreshed
-        out = [_derived(r, damage.get(r["id"])) for r in records.values()]
+        out = [_derived(self.progress(r), damage.get(r["id"])) for r in records.values()]
         return sorted(out, key=lambda r: (r["started_at"], r["id"]), reverse=True)
+
+    def progress(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A ``running`` record with the epochs its history has committed and their last metrics.
+
+        run.json is written when a run starts and when it ends; in between, ``history.jsonl``
+        gets a line after each epoch (after its snapshot), so its last complete line says how far
+        the run is. Any other record is returned as it is.
+        """
+        if record.get("status") != "running":
+            return record
+        row = last_row(self.run_dir(record["id"]) / "history.jsonl")
+        if row is None or not isinstance(row.get("epoch"), int):
+            return record
+        if row["epoch"] <= (record.get("epochs_completed") or 0):
+            return record
+        final = {k: v for k, v in row.items() if k not in ("epoch", "weights")}
+        return {**record, "epochs_completed": row["epoch"], "final": final}
 
     def verified(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``records`` with those whose snapshot files fall short of run.json marked corrupt.
@@ -383,15 +400,22 @@ class Store:
         by_prefix = [r for r in records if r["id"].startswith(sel)]
         if by_prefix:
             return by_prefix
+        # Tables show an id's last 4 characters (its random part): those select it too.
+        by_suffix = [r for r in records if len(sel) >= 4 and r["id"].endswith(sel)]
+        if by_suffix:
+            return by_suffix
         names = sorted({r["experiment"] for r in records}) + [r["id"] for r in records]
         raise RunNotFound(
             f"no run matches {sel!r}{did_you_mean(sel, names)} (a selector is a run "
-            "id or id prefix, 'latest', a batch id or an experiment name; "
-            "`weightlab ls` lists them)"
+            "id, its first characters or its last 4 as tables show them, 'latest', a batch id "
+            "or an experiment name; `weightlab ls` lists them)"
         )
 
-    def get(self, selector: str) -> dict[str, Any]:
-        """Exactly one run's record (from its run.json) for ``selector``."""
+    def get(self, selector: str, *, live: bool = False) -> dict[str, Any]:
+        """Exactly one run's record (from its run.json) for ``selector``.
+
+        ``live``: a running run's record with its progress so far (see :meth:`progress`).
+        """
         found = self.select([selector])
         if len(found) > 1:
             ids = ", ".join(r["id"] for r in found[:5])
@@ -400,6 +424,8 @@ class Store:
                 f"{selector!r} matches {len(found)} runs ({ids}{more}); give one run id or a "
                 f"longer prefix (`weightlab ls {selector}` lists them)"
             )
+        if live:
+            return lifecycle.derive(self.progress(self.stored_record(found[0]["id"])))
         return self.record(found[0]["id"])
 
     def record(self, run_id: str) -> dict[str, Any]:
@@ -533,6 +559,34 @@ class Store:
         steps = np.concatenate([c["step"] for c in chunks])
         order = np.argsort(steps, kind="stable")  # the parts of an epoch sort after its first file
         return steps[order], {k: np.concatenate([c[k] for c in chunks])[order] for k in keys}
+
+
+def last_row(path: Path, block: int = 1 << 16) -> dict[str, Any] | None:
+    """The last complete line of a ``history.jsonl``, read from its end; a torn line is skipped.
+
+    Reads one block from the end (more only when a single row is longer), not the whole file:
+    ``ls`` does this for every running run.
+    """
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            while True:
+                start = max(0, size - block)
+                fh.seek(start)
+                lines = fh.read(size - start).split(b"\n")
+                complete = lines[:-1] if start == 0 else lines[1:-1]  # [0]: maybe cut; [-1]: torn
+                for line in reversed(complete):
+                    if line.strip():
+                        try:
+                            row = jsonio.loads(line.decode("utf-8"))
+                        except ValueError:
+                            continue
+                        return row if isinstance(row, dict) else None
+                if start == 0:
+                    return None
+                block *= 4
+    except OSError:
+        return None
 
 
 def _initialize(con: sqlite3.Connection, patience: float = 30.0) -> None:
