@@ -17,6 +17,7 @@ venv: $(STAMP)
 run: venv
 	$(BIN)/weightlab run configs/bias-vs-no-bias.yaml
 	$(BIN)/weightlab compare
+	$(BIN)/weightlab report -o weightlab-report.html
 
 test: venv
 	$(BIN)/python -m pytest
