@@ -79,6 +79,12 @@
     return el("span", { class: "swatch", style: `background:${run.colour}`, title: run.id });
   }
 
+  // The runs' colours, for the charts that leave out their legend to stay small.
+  function legendStrip(runs) {
+    return el("div", { class: "legend" }, (runs || D.runs).map((r) =>
+      el("span", { class: "legend-item", title: r.id }, [swatch(r), " " + r.name])));
+  }
+
   function layout(extra) {
     return Object.assign(
       {
@@ -381,6 +387,7 @@
     const select = el("select", { id: "weight-stat", onchange: (e) => { stat = e.target.value; redraw(); } },
       D.weights.stats.map((k) => el("option", { value: k, text: STAT_NAMES[k] || k })));
     s.appendChild(el("div", { class: "controls" }, [el("label", {}, ["show: ", select])]));
+    s.appendChild(legendStrip());
     const grid = el("div", { class: "grid three" });
     const divs = vars.map((v) => chart("weights-" + v, "small"));
     divs.forEach((d) => grid.appendChild(d));
@@ -505,6 +512,7 @@
     wrap.appendChild(s);
     const vars = Object.keys(D.histograms);
     if (!vars.length) { s.appendChild(note("no run has weight snapshots: nothing to draw")); return; }
+    s.appendChild(legendStrip(D.runs.filter((r) => r.snapshot_epochs)));
     const grid = el("div", { class: "grid two" });
     s.appendChild(grid);
     const items = vars.map((v) => {
