@@ -61,3 +61,4 @@ bench: venv
 	$(BIN)/python benchmarks/bench_compare.py
 	$(BIN)/python benchmarks/bench_see.py
 	$(BIN)/python benchmarks/bench_smoke.py
+	$(BIN)/python benchmarks/bench_report.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -73,6 +74,15 @@ def test_histogram_counts_add_up_and_match_numpy(store, page):
                 expected, _ = np.histogram(v[(v >= lo) & (v <= hi)], bins=edges)
                 assert row == expected.tolist(), (var, run_id, e)
                 assert counts["below"][e] == int((v < lo).sum())
+        for g in {r["group"] for r in page["runs"]}:
+            members = [r["id"] for r in page["runs"] if r["group"] == g]
+            pooled = h["groups"].get(str(g))
+            if pooled is None:
+                assert not any(m in h["runs"] for m in members)  # a bias-free group
+                continue
+            summed = np.sum([h["runs"][m]["counts"] for m in members], axis=0)
+            assert pooled["counts"] == summed.tolist()
+            assert pooled["runs"] == [len(members)] * len(summed)
 
 
 def test_histogram_range_is_clipped_by_quantiles_and_counts_outliers():
@@ -201,6 +211,9 @@ def test_report_command_writes_one_page(store, tmp_path):
     assert data["command"] == f"weightlab report -o {out}"
     assert len({r["colour"] for r in data["runs"]}) == 4
     assert not list(tmp_path.glob(".page.html.*"))  # the temporary file was renamed
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, not mkstemp's 0600
 
 
 class _Refs(HTMLParser):

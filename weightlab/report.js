@@ -80,20 +80,30 @@
   }
 
   // The runs' colours, for the charts that leave out their legend to stay small.
+  // With seeds: one entry per group (its seeds are shades of the group's colour).
   function legendStrip(runs) {
-    return el("div", { class: "legend" }, (runs || D.runs).map((r) =>
+    runs = runs || D.runs;
+    if (D.loss.seeds) {
+      const groups = [...new Set(runs.map((r) => r.group))];
+      return el("div", { class: "legend" }, groups.map((g) => {
+        const n = runs.filter((r) => r.group === g).length;
+        const label = `${D.verdicts.groups[g].group} (${n} seed${n === 1 ? "" : "s"}${n > 1 ? ", a shade each" : ""})`;
+        return el("span", { class: "legend-item" }, [swatch({ colour: groupColour(g), id: label }), " " + label]);
+      }));
+    }
+    return el("div", { class: "legend" }, runs.map((r) =>
       el("span", { class: "legend-item", title: r.id }, [swatch(r), " " + r.name])));
   }
 
   function layout(extra) {
     return Object.assign(
       {
-        margin: { l: 60, r: 20, t: 36, b: 44 },
+        margin: { l: 60, r: 20, t: 36, b: 48 },
         font: { family: "system-ui, sans-serif", size: 12 },
         hovermode: "closest",
         paper_bgcolor: "white",
         plot_bgcolor: "#fafafa",
-        legend: { orientation: "h", y: -0.22 },
+        legend: { orientation: "h", x: 0, y: -0.3, yanchor: "top" },
       },
       extra
     );
@@ -171,7 +181,9 @@
       { title: "epochs", value: (r) => fmt(r.epochs) },
       { title: "snapshots", value: (r) => (r.snapshot_epochs ? fmt(r.snapshot_epochs) : "none") },
     ];
-    s.appendChild(table(cols, D.runs));
+    const runsTable = table(cols, D.runs);
+    runsTable.classList.add("tall");
+    s.appendChild(runsTable);
     if (D.notes.length) {
       s.appendChild(el("div", { class: "missing" }, [
         el("b", { text: "Missing from this page:" }),
@@ -346,7 +358,8 @@
           const traces = [];
           const shapes = [];
           const notes = [];
-          p.seeds.forEach((sd, k) => {
+          const apart = {};
+          p.seeds.forEach((sd) => {
             if (!sd.weights) return;
             const src = variable === "all" ? sd.weights : sd.weights.per_variable[variable];
             if (!src) return;
@@ -356,18 +369,20 @@
               line: { color: run.colour, width: 2 },
               hovertemplate: `seed ${sd.seed}<br>epoch %{x}: %{y:.4g}<extra></extra>`,
             });
-            if (sd.divergence_epoch !== null) {
-              shapes.push({ type: "line", xref: "x", yref: "paper", x0: sd.divergence_epoch, x1: sd.divergence_epoch, y0: 0, y1: 1,
-                line: { color: run.colour, width: 1.5, dash: "dash" } });
-              notes.push({ x: sd.divergence_epoch, y: 1 - (k % 4) * 0.08, xref: "x", yref: "paper", showarrow: false,
-                xanchor: "left", text: `seed ${sd.seed}: losses apart at epoch ${sd.divergence_epoch}`, font: { size: 10, color: run.colour } });
-            }
+            if (sd.divergence_epoch !== null) (apart[sd.divergence_epoch] = apart[sd.divergence_epoch] || []).push(sd.seed);
+          });
+          // One labelled line per epoch at which seeds came apart (seeds at the same epoch share it).
+          Object.entries(apart).forEach(([e, seedsAt], k) => {
+            const who = seedsAt.length === 1 ? `seed ${seedsAt[0]}` : seedsAt.length <= 3 ? `seeds ${seedsAt.join(", ")}` : `${seedsAt.length} seeds`;
+            shapes.push({ type: "line", xref: "x", yref: "paper", x0: +e, x1: +e, y0: 0, y1: 1, line: { color: "#555", width: 1.2, dash: "dash" } });
+            notes.push({ x: +e, y: 1 - (k % 5) * 0.08, xref: "x", yref: "paper", showarrow: false, xanchor: "left",
+              text: ` ${who}: losses apart at epoch ${e}`, font: { size: 10, color: "#333" }, bgcolor: "rgba(255,255,255,0.7)" });
           });
           if (!traces.length) { emptyChart(div, "no snapshots to compare", title); return; }
           draw(div, traces, {
             title: { text: title, font: { size: 14 } }, shapes: shapes, annotations: notes,
             xaxis: { title: { text: "epoch (0 = initial weights)" } }, yaxis: { title: { text: key } },
-            showlegend: traces.length > 1,
+            showlegend: traces.length > 1 && traces.length <= 8,
           });
         });
       }
@@ -512,6 +527,14 @@
     wrap.appendChild(s);
     const vars = Object.keys(D.histograms);
     if (!vars.length) { s.appendChild(note("no run has weight snapshots: nothing to draw")); return; }
+    let pooled = D.loss.seeds && D.verdicts.groups.some((g) => g.n > 3);
+    if (D.loss.seeds) {
+      const select = el("select", { id: "hist-overlay", onchange: (e) => { pooled = e.target.value === "groups"; redraw(); } }, [
+        el("option", { value: "runs", text: "one line per run", selected: !pooled }),
+        el("option", { value: "groups", text: "one line per setting, its seeds' values pooled", selected: pooled }),
+      ]);
+      s.appendChild(el("div", { class: "controls" }, [el("label", {}, ["overlay: ", select])]));
+    }
     s.appendChild(legendStrip(D.runs.filter((r) => r.snapshot_epochs)));
     const grid = el("div", { class: "grid two" });
     s.appendChild(grid);
@@ -528,15 +551,16 @@
         const centres = h.edges.slice(0, -1).map((e, i) => (e + h.edges[i + 1]) / 2);
         const traces = [];
         let below = 0, above = 0, nonfinite = 0, absent = [];
-        D.runs.forEach((r) => {
-          const data = h.runs[r.id];
-          if (!data) return;
-          if (epoch >= data.counts.length) { absent.push(r.name); return; }
+        const lines = pooled
+          ? Object.entries(h.groups).map(([g, data]) => ({ data, colour: groupColour(+g), name: `${D.verdicts.groups[+g].group} (pooled)` }))
+          : D.runs.filter((r) => h.runs[r.id]).map((r) => ({ data: h.runs[r.id], colour: r.colour, name: r.name }));
+        lines.forEach(({ data, colour, name }) => {
+          if (epoch >= data.counts.length) { absent.push(name); return; }
           below += data.below[epoch]; above += data.above[epoch]; nonfinite += data.nonfinite[epoch];
           traces.push({
-            x: centres, y: data.counts[epoch], mode: "lines", line: { shape: "hvh", color: r.colour, width: 2 },
-            fill: D.runs.length <= 4 ? "tozeroy" : "none", fillcolor: hexA(r.colour, 0.12), name: r.name,
-            hovertemplate: `${r.name}<br>%{y} values near %{x:.3g}<extra></extra>`,
+            x: centres, y: data.counts[epoch], mode: "lines", line: { shape: "hvh", color: colour, width: 2 },
+            fill: lines.length <= 4 ? "tozeroy" : "none", fillcolor: hexA(colour, 0.12), name: name,
+            hovertemplate: `${name}<br>%{y} values near %{x:.3g}<extra></extra>`,
           });
         });
         draw(div, traces, {
@@ -626,7 +650,9 @@
         el("button", { type: "button", id: `download-${key}-json`, text: "Download JSON", onclick: () => download(`weightlab-${key}.json`, JSON.stringify(rows, null, 2), "application/json") }),
       ]));
       const cols = rows.length ? Object.keys(rows[0]).map((k) => ({ title: k, value: (r) => fmt(r[k]) })) : [];
-      s.appendChild(table(cols, rows));
+      const t = table(cols, rows);
+      t.classList.add("tall");
+      s.appendChild(t);
     });
   }
 

@@ -115,14 +115,27 @@ def select(
 
 
 def _round(values: Any) -> list[float | None]:
-    """Floats with :data:`DIGITS` significant digits; NaN and infinity become ``null``."""
-    out: list[float | None] = []
-    for v in values.tolist() if hasattr(values, "tolist") else values:
-        if v is None or not math.isfinite(v):
-            out.append(None)
-        else:
-            out.append(float(f"{v:.{DIGITS}g}"))
-    return out
+    """Floats with :data:`DIGITS` significant digits; NaN, infinity and None become ``null``.
+    An array of several dimensions gives nested lists.
+
+    Rounded as ``k / 10**d`` in numpy: that division is correctly rounded, so the float is the
+    one the decimal ``k e-d`` parses to and JSON writes it short (``0.1234``, not 17 digits).
+    """
+    import numpy as np
+
+    a = np.asarray(values if hasattr(values, "dtype") else list(values), dtype=np.float64)
+    finite = np.isfinite(a)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        mag = np.floor(np.log10(np.abs(np.where(finite & (a != 0), a, 1.0))))
+        d = np.clip(DIGITS - 1 - mag, -300, 300)
+        scale = 10.0 ** np.abs(d)
+        r = np.where(d >= 0, np.round(a * scale) / scale, np.round(a / scale) * scale)
+    r = np.where(np.isfinite(r), r, a)  # out of range for the scaling: kept as it is
+    if finite.all():
+        return list(r.tolist())
+    objects = r.astype(object)
+    objects[~finite] = None
+    return list(objects.tolist())
 
 
 def _num(v: Any) -> float | None:
@@ -157,12 +170,12 @@ def run_name(record: dict[str, Any], keys: list[str], seeds: bool) -> str:
     return " · ".join(parts)
 
 
-def loss_curves(store: Store, records: list[dict[str, Any]]) -> dict[str, Any]:
+def loss_curves(histories: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Each run's train and validation loss per epoch (from 1), from its history (NaN: none)."""
     out = {}
-    for r in records:
-        rows = [row for row in store.history(r["id"]) if row.get("epoch", 0) >= 1]
-        out[r["id"]] = {
+    for run_id, history in histories.items():
+        rows = [row for row in history if row.get("epoch", 0) >= 1]
+        out[run_id] = {
             "epochs": [row["epoch"] for row in rows],
             "loss": [_float(row.get("loss")) for row in rows],
             "val_loss": [_float(row.get("val_loss")) for row in rows],
@@ -245,7 +258,9 @@ def weight_stats(history: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def histograms(trajectories: dict[str, np.ndarray]) -> dict[str, Any]:
+def histograms(
+    trajectories: dict[str, np.ndarray], groups: dict[str, int] | None = None
+) -> dict[str, Any]:
     """Histograms of one variable for several runs at every snapshot epoch, on shared edges.
 
     The range is the :data:`CLIP` quantiles of every finite value of every run and epoch, so
@@ -255,6 +270,8 @@ def histograms(trajectories: dict[str, np.ndarray]) -> dict[str, Any]:
 
     Args:
         trajectories: run id -> the variable at every epoch, shape ``(epochs, *shape)``.
+        groups: run id -> its seed group; each group's counts are also given summed over its
+            runs (``runs``: how many had that epoch), the seeds' values pooled.
     """
     import numpy as np
 
@@ -280,7 +297,30 @@ def histograms(trajectories: dict[str, np.ndarray]) -> dict[str, Any]:
             "nonfinite": (~finite).sum(axis=1).tolist(),
             "size": int(v.shape[1]),
         }
-    return {"edges": _round(edges), "range": [lo, hi], "quantiles": list(CLIP), "runs": runs}
+    members: dict[str, list[dict[str, Any]]] = {}
+    for run_id, index in (groups or {}).items():
+        if run_id in runs:
+            members.setdefault(str(index), []).append(runs[run_id])
+    pooled_groups = {}
+    for g, rs in members.items():
+        epochs = max(len(r["counts"]) for r in rs)
+        total = {
+            k: np.zeros((epochs, BINS) if k == "counts" else epochs, dtype=np.int64)
+            for k in ("counts", "below", "above", "nonfinite", "runs")
+        }
+        for r in rs:
+            n = len(r["counts"])
+            for k in ("counts", "below", "above", "nonfinite"):
+                total[k][:n] += np.asarray(r[k], dtype=np.int64)
+            total["runs"][:n] += 1
+        pooled_groups[g] = {k: v.tolist() for k, v in total.items()}
+    return {
+        "edges": _round(edges),
+        "range": [lo, hi],
+        "quantiles": list(CLIP),
+        "runs": runs,
+        "groups": pooled_groups,
+    }
 
 
 def pair_distances(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, Any] | None:
@@ -494,7 +534,7 @@ def build(
             }
         )
 
-    curves = loss_curves(store, ordered)
+    curves = loss_curves(histories)
     finished = {r["id"] for r in ordered if analysis.finished(r)}
     weights = {run_id: weight_stats(h) for run_id, h in histories.items()}
 
@@ -517,13 +557,13 @@ def build(
             if t is not None:
                 trajs[run_id] = t
         if trajs:
-            hist[var] = histograms(trajs)
+            hist[var] = histograms(trajs, group_of)
         if is_bias(var):
             layer_name = var.rsplit("/", 1)[0]
             biases[var] = {
                 "layer": layer_name,
                 "runs": {
-                    run_id: {"epochs": list(range(len(t))), "values": [_round(e) for e in t]}
+                    run_id: {"epochs": list(range(len(t))), "values": _round(t)}
                     for run_id, t in trajs.items()
                 },
             }
@@ -700,12 +740,23 @@ def _inline(text: str) -> str:
     return re.sub(r"</(script)", r"<\\/\1", text, flags=re.I).replace("<!--", "<\\!--")
 
 
+def _json(data: dict[str, Any]) -> str:
+    """Compact JSON; the page's floats are rounded and finite already, so the walk that
+    replaces NaN (:func:`weightlab.jsonio.encode`, a third of the time) is only a fallback."""
+    import json
+
+    try:
+        return json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return jsonio.dumps(data, separators=(",", ":"))
+
+
 def html(data: dict[str, Any]) -> str:
     """The page: one HTML file with its styles, scripts and data inside."""
     css = (HERE / "report.css").read_text("utf-8")
     js = (HERE / "report.js").read_text("utf-8")
     # "<" as \\u003c: the same JSON, and nothing in it can end the <script> element.
-    payload = jsonio.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+    payload = _json(data).replace("<", "\\u003c")
     title = data["title"].replace("&", "&amp;").replace("<", "&lt;")
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -742,6 +793,10 @@ def write(
     data = build(store, records, **options)
     text = html(data).encode("utf-8")
     jsonio.atomic_write_bytes(out, text, fsync=False)
+    # The temporary file was private (mkstemp); a page is for others to open, as a new file is.
+    umask = os.umask(0)
+    os.umask(umask)
+    out.chmod(0o666 & ~umask)
     return {
         "path": str(out.resolve()),
         "bytes": len(text),
