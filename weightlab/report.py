@@ -728,10 +728,20 @@ def _run_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def plotly_js() -> str:
-    """Plotly's minified JavaScript, from the plotly Python package's own copy."""
-    from importlib import resources
+    """Plotly's minified JavaScript, from the plotly Python package's own copy.
 
-    return resources.files("plotly").joinpath("package_data/plotly.min.js").read_text("utf-8")
+    Found without importing the package (its Python half is of no use here).
+
+    Raises:
+        UsageError: plotly is not installed.
+    """
+    from importlib.util import find_spec
+
+    spec = find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError("weightlab report needs the plotly package: pip install plotly")
+    path = Path(list(spec.submodule_search_locations)[0]) / "package_data" / "plotly.min.js"
+    return path.read_text("utf-8")
 
 
 def _inline(text: str) -> str:
