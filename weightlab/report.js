@@ -311,6 +311,12 @@
     redraw();
   }
 
+  // A bias variable that the run's layer was built without (use_bias: false).
+  function noBias(run, variable) {
+    const [layer, kind] = variable.split("/");
+    return kind === "bias" && run.use_bias[layer] === false;
+  }
+
   function groupColour(index) {
     const members = D.runs.filter((r) => r.group === index);
     return members.length ? members[Math.floor(members.length / 2)].colour : "#888888";
@@ -419,8 +425,10 @@
             hovertemplate: `${r.name}<br>epoch %{x}: %{y:.4g}<extra></extra>` });
         });
         const missing = D.runs.filter((r) => !(D.weights.runs[r.id] && D.weights.runs[r.id].variables[v]));
+        const free = missing.filter((r) => noBias(r, v)).length;
+        const why = free === missing.length ? " have no bias (use_bias: false)" : " lack it";
         const annotations = missing.length && traces.length
-          ? [{ text: `not in ${missing.length} run(s) (e.g. no bias)`, showarrow: false, xref: "paper", yref: "paper", x: 1, y: 1.08, xanchor: "right", font: { size: 10, color: "#777" } }]
+          ? [{ text: `${missing.length} run${missing.length === 1 ? "" : "s"}${why}`, showarrow: false, xref: "paper", yref: "paper", x: 1, y: 1.08, xanchor: "right", font: { size: 10, color: "#777" } }]
           : [];
         if (!traces.length) { emptyChart(divs[i], "no run has this variable", v); return; }
         draw(divs[i], traces, {
@@ -572,6 +580,8 @@
         parts.push(below + above ? `outside that range: ${below} below, ${above} above` : "no value outside that range");
         if (nonfinite) parts.push(`${nonfinite} not finite (NaN or ∞)`);
         if (absent.length) parts.push(`no snapshot at this epoch: ${absent.join("; ")}`);
+        const free = D.runs.filter((r) => noBias(r, v));
+        if (free.length) parts.push(`no bias at all (use_bias: false, not zeros): ${free.length > 3 ? free.length + " runs" : free.map((r) => r.name).join("; ")}`);
         caption.textContent = parts.join(" · ");
       });
     }
