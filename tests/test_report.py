@@ -351,3 +351,40 @@ matrix: {model.use_bias: [true, false]}
     assert data["dot"] is not None and len(data["dot"]["epochs"]) == 3
     assert {len(h["runs"]) for v, h in data["histograms"].items() if v.endswith("kernel")} == {2}
     assert data["command"].startswith("weightlab report ")
+
+
+def test_diverged_and_damaged_runs_still_give_a_strict_json_page(store, tmp_path):
+    fine = write_run(store, seed=0, trajectory=True, epochs=4)
+    blown = write_run(
+        store,
+        seed=1,
+        trajectory=True,
+        epochs=4,
+        status="diverged",
+        diverged_at=2,
+        losses=[1.0, math.inf, math.nan, math.nan],
+    )
+    damaged = write_run(store, seed=2, trajectory=True, epochs=4)
+    (store.run_dir(damaged["id"]) / "run.json").write_text("{not json")
+    out = tmp_path / "page.html"
+    ids = [fine["id"], blown["id"], damaged["id"]]
+    result = CliRunner().invoke(cli, ["report", *ids, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = page_data_text(out)
+
+    def refuse(name):
+        raise AssertionError(f"{name} in the page's JSON")
+
+    data = json.loads(text, parse_constant=refuse)
+    statuses = {r["id"]: r["status"] for r in data["runs"]}
+    assert statuses[blown["id"]] == "diverged" and statuses[damaged["id"]] == "corrupt"
+    assert data["loss"]["runs"][blown["id"]]["loss"][1] is None  # infinity: no point drawn
+    assert len(data["histograms"]["out/kernel"]["runs"][blown["id"]]["counts"]) == 2
+    assert damaged["id"] not in data["histograms"]["out/kernel"]["runs"]
+
+
+def page_data_text(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    found = re.search(r'<script type="application/json" id="weightlab-data">(.*?)</script>', text)
+    assert found
+    return found.group(1)

@@ -159,6 +159,8 @@ def colours(groups: list[dict[str, Any]]) -> dict[str, str]:
 
 def run_name(record: dict[str, Any], keys: list[str], seeds: bool) -> str:
     """``bias-vs-no-bias · use_bias=false · seed 1``: what tells the run apart, in full."""
+    if record["status"] == "corrupt" and not record.get("config"):
+        return f"damaged run {record['id']}"
     parts = [record["experiment"]]
     parts += [
         f"{k.rsplit('.', 1)[-1]}={short_value(record['config'].get(k))}"
@@ -505,20 +507,24 @@ def build(
     for r in ordered:
         cfg = configs[r["id"]]
         missing = []
-        if not snap_epochs[r["id"]]:
+        if not cfg:
+            missing.append(f"damaged ({r.get('error')}): nothing of it can be read")
+        elif not snap_epochs[r["id"]]:
             every = (cfg.get("snapshots") or {}).get("every")
             why = f"snapshots.every: {every}" if every == "never" else r["status"]
             missing.append(
                 f"no weight snapshots ({why}): no distributions, biases, pair distances or "
                 "dot product for this run"
             )
-        if not histories[r["id"]]:
+        if cfg and not histories[r["id"]]:
             missing.append("no history: no loss curves or weight statistics")
-        notes += [f"{run_name(r, summary['keys'], seeds)} ({r['id']}): {m}" for m in missing]
+        name = run_name(r, summary["keys"], seeds)
+        label = name if r["id"] in name else f"{name} ({r['id']})"
+        notes += [f"{label}: {m}" for m in missing]
         runs.append(
             {
                 "id": r["id"],
-                "name": run_name(r, summary["keys"], seeds),
+                "name": name,
                 "colour": colour.get(r["id"], "#888888"),
                 "group": group_of.get(r["id"]),
                 "experiment": r["experiment"],
