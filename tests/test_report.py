@@ -178,20 +178,34 @@ def test_weight_statistics_come_from_the_history(store, page):
 def test_dot_product_terms_add_up_to_the_units_preactivation(store, tmp_path, use_bias):
     rec = known_run(store, tmp_path, use_bias=use_bias, epochs=2)
     dot = report.dot_product(store, rec["id"], layer="out", unit=0, sample=1)
-    assert dot["epochs"] == [0, 1, 2]
+    assert dot["epochs"] == [0, 1, 2] and dot["unit_ids"] == [0]
     for k, epoch in enumerate(dot["epochs"]):
-        z = sum(dot["product"][k]) + (dot["bias"][k] or 0.0)
-        assert z == pytest.approx(dot["z"][k], rel=1e-4, abs=1e-9)
+        bias = dot["bias"][k][0] if use_bias else 0.0
+        assert sum(dot["product"][k][0]) + bias == pytest.approx(dot["z"][k][0], rel=1e-4)
         same = explain.explain(store, rec["id"], epoch=epoch, layer="out", unit=0, sample=1)
-        assert dot["product"][k] == pytest.approx([t["product"] for t in same["terms"]], rel=1e-4)
-        assert dot["z"][k] == pytest.approx(same["z"], rel=1e-4)
-        assert dot["output"][k] == pytest.approx(same["output"], rel=1e-4)
+        products = [t["product"] for t in same["terms"]]
+        assert dot["product"][k][0] == pytest.approx(products, rel=1e-4)
+        assert dot["z"][k][0] == pytest.approx(same["z"], rel=1e-4)
+        assert dot["output"][k][0] == pytest.approx(same["output"], rel=1e-4)
         assert (dot["bias"][k] is None) is not use_bias
     # At the last epoch, by hand: the hidden layer's ReLU output times out/kernel, plus out/bias.
     h = np.maximum(X[1] @ FINAL["dense_1/kernel"] + use_bias * FINAL["dense_1/bias"], 0)
     z = h @ FINAL["out/kernel"][:, 0] + use_bias * FINAL["out/bias"][0]
-    assert dot["z"][-1] == pytest.approx(z, rel=1e-4)
+    assert dot["z"][-1][0] == pytest.approx(z, rel=1e-4)
     assert dot["names"] == ["dense_1[0]", "dense_1[1]", "dense_1[2]"]
+
+
+def test_dot_product_covers_every_unit_of_the_layer(store, tmp_path):
+    rec = known_run(store, tmp_path, epochs=2)
+    dot = report.dot_product(store, rec["id"], unit=2, sample=3)
+    assert dot["layer"] == "dense_1" and dot["unit_ids"] == [0, 1, 2] and dot["unit"] == 2
+    for k, epoch in enumerate(dot["epochs"]):
+        for u in dot["unit_ids"]:
+            same = explain.explain(store, rec["id"], epoch=epoch, unit=u, sample=3)
+            assert dot["x"][k] == pytest.approx([t["x"] for t in same["terms"]], rel=1e-4)
+            assert dot["w"][k][u] == pytest.approx([t["w"] for t in same["terms"]], rel=1e-4)
+            assert dot["bias"][k][u] == pytest.approx(same["bias"], rel=1e-4, abs=1e-12)
+            assert dot["z"][k][u] == pytest.approx(same["z"], rel=1e-4, abs=1e-12)
 
 
 def test_dot_product_asked_for_a_unit_that_does_not_exist(store, tmp_path):

@@ -90,6 +90,15 @@ def test_the_page_renders_offline_and_the_slider_moves_the_histograms(store, tmp
         "document.querySelector('[data-chart=\"dot-product\"]').layout.title.text"
     )
 
+    def dot_terms() -> list:
+        return page.evaluate(
+            "Array.from(document.querySelector('[data-chart=\"dot-product\"]').data[0].y)"
+        )
+
+    before = dot_terms()
+    page.select_option("#dot-unit", "1")
+    assert dot_terms() != before  # another unit: other weights, other terms
+
     shot = tmp_path / "report.png"
     page.screenshot(path=str(shot), full_page=True)
     ARTIFACTS.mkdir(exist_ok=True)

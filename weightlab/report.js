@@ -598,11 +598,14 @@
     const d = D.dot;
     if (!d) { s.appendChild(note("no run with weight snapshots and rebuildable data: nothing to show")); return; }
     const run = RUN[d.run];
-    s.appendChild(el("p", { class: "meta" }, [
-      swatch(run),
-      ` ${run.name} · layer ${d.layer}, unit ${d.unit} of ${d.units} · training sample ${d.sample} of ${d.samples} ` +
-      `(target ${d.target.map(fmt).join(", ")}) · inputs from ${d.inputs_from} · activation ${d.activation}: ${d.formula}`,
-    ]));
+    let u = d.unit_ids.indexOf(d.unit);
+    const meta = el("p", { class: "meta" });
+    s.appendChild(meta);
+    if (d.unit_ids.length > 1) {
+      const select = el("select", { id: "dot-unit", onchange: (e) => { u = +e.target.value; redraw(); } },
+        d.unit_ids.map((id, k) => el("option", { value: k, text: `unit ${id}`, selected: k === u })));
+      s.appendChild(el("div", { class: "controls" }, [el("label", {}, [`unit of layer ${d.layer}: `, select])]));
+    }
     const div = chart("dot-product");
     s.appendChild(div);
     const numbers = el("div");
@@ -614,23 +617,31 @@
       if (!exact) k = d.epochs.filter((e) => e <= epoch).length - 1;
       if (k < 0) k = 0;
       const e = d.epochs[k];
+      const unit = d.unit_ids[u];
+      const product = d.product[k][u];
+      const bias = d.use_bias ? d.bias[k][u] : null;
+      const z = d.z[k][u];
+      const output = d.output[k][u];
+      meta.replaceChildren(swatch(run),
+        ` ${run.name} · layer ${d.layer}, unit ${unit} of ${d.units} (0-based) · training sample ${d.sample} of ${d.samples} ` +
+        `(target ${d.target.map(fmt).join(", ")}) · inputs from ${d.inputs_from} · activation ${d.activation}: ${d.formula}`);
       const names = d.names.map((n, i) => `${n}·w${i + 1}`);
       const x = [...names];
-      const y = [...d.product[k]];
+      const y = [...product];
       const measure = names.map(() => "relative");
-      if (d.use_bias) { x.push("b (bias)"); y.push(d.bias[k]); measure.push("relative"); }
+      if (d.use_bias) { x.push("b (bias)"); y.push(bias); measure.push("relative"); }
       x.push("z"); y.push(0); measure.push("total");
       draw(div, [{
         type: "waterfall", x: x, y: y, measure: measure, connector: { line: { color: "#bbb" } },
         increasing: { marker: { color: "#2a9d8f" } }, decreasing: { marker: { color: "#e76f51" } },
         totals: { marker: { color: "#264653" } }, textposition: "outside",
-        text: y.map((v, i) => (measure[i] === "total" ? fmt(d.z[k]) : fmt(v))),
+        text: y.map((v, i) => (measure[i] === "total" ? fmt(z) : fmt(v))),
         hovertemplate: "%{x}: %{y:.4g}<extra></extra>",
       }], {
-        title: { text: `epoch ${e}${exact ? "" : ` (the last snapshot of this run up to epoch ${epoch})`}: z = ${fmt(d.z[k])}, output = ${fmt(d.output[k])}`, font: { size: 13 } },
+        title: { text: `epoch ${e}${exact ? "" : ` (the last snapshot of this run up to epoch ${epoch})`}: z = ${fmt(z)}, output = ${fmt(output)}`, font: { size: 13 } },
         yaxis: { title: { text: "contribution to z" }, zeroline: true }, showlegend: false,
       });
-      const rows = d.names.map((n, i) => ({ name: n, x: d.x[k][i], w: d.w[k][i], p: d.product[k][i] }));
+      const rows = d.names.map((n, i) => ({ name: n, x: d.x[k][i], w: d.w[k][u][i], p: product[i] }));
       const cols = [
         { title: "input", value: (r) => r.name, cls: "mono" },
         { title: "x", value: (r) => fmt(r.x) },
@@ -638,10 +649,10 @@
         { title: "x·w", value: (r) => fmt(r.p) },
       ];
       const extra = [
-        { name: "x·w summed", x: null, w: null, p: d.product[k].reduce((a, b) => a + b, 0) },
-        { name: d.use_bias ? "+ b" : "+ b: no bias (use_bias: false)", x: null, w: null, p: d.use_bias ? d.bias[k] : null },
-        { name: "= z", x: null, w: null, p: d.z[k] },
-        { name: `output = ${d.activation}(z)`, x: null, w: null, p: d.output[k] },
+        { name: "x·w summed", x: null, w: null, p: product.reduce((a, b) => a + b, 0) },
+        { name: d.use_bias ? "+ b" : "+ b: no bias (use_bias: false)", x: null, w: null, p: bias },
+        { name: "= z", x: null, w: null, p: z },
+        { name: `output = ${d.activation}(z)`, x: null, w: null, p: output },
       ];
       numbers.replaceChildren(table(cols, rows.concat(extra)));
     }

@@ -31,6 +31,7 @@ BINS = 30
 CLIP = (0.005, 0.995)  # the histogram range: these quantiles of every run's values, all epochs
 DIGITS = 5  # significant digits of the floats in the page
 STATS = ("l2", "mean", "std", "dist_init")
+DOT_UNITS = 64  # the units of the dot product's layer the page can switch between
 HERE = Path(__file__).resolve().parent
 # Plotly's palette: one hue per seed group; the seeds of a group are shades of it.
 PALETTE = [
@@ -376,8 +377,14 @@ def dot_product(
     unit: int = 0,
     sample: int = 0,
 ) -> dict[str, Any]:
-    """One unit's ``x·w + b`` term by term at every snapshot epoch: the numbers of
-    ``weightlab explain RUN --epoch E --layer L --unit U --sample S``, for each E.
+    """Each unit's ``x·w + b`` term by term at every snapshot epoch, for the units of one layer
+    (:data:`DOT_UNITS` of them at most, ``unit`` among them): the numbers of
+    ``weightlab explain RUN --epoch E --layer L --unit U --sample S`` for each E and U.
+
+    Returns:
+        ``x[e][i]``, ``w[e][u][i]``, ``product[e][u][i]``, ``bias[e][u]`` (``None`` without a
+        bias), ``z[e][u]`` and ``output[e][u]``, with e indexing ``epochs``, u ``unit_ids``
+        and i ``names``; and ``unit``, the one shown first.
 
     Raises:
         UsageError: no snapshots, or a layer, unit or sample that does not exist.
@@ -401,31 +408,33 @@ def dot_product(
     explain._check_range("the run's training data", sample, n, "--sample", "samples")
     act = explain.activation_name(spec["activation"])
     x = dataset.x_train[sample : sample + 1].astype(np.float64)
+    first = max(0, min(unit - DOT_UNITS // 2, spec["units"] - DOT_UNITS))
+    units = list(range(first, min(spec["units"], first + DOT_UNITS)))
     cols: dict[str, list[Any]] = {k: [] for k in ("x", "w", "product", "bias", "z", "output")}
     names: list[str] = []
     for epoch in epochs:
         arrays = store.snapshot(run_id, epoch)
         outputs = explain.forward(layers, arrays, x)
         inputs = x[0] if index == 0 else outputs[index - 1][0]
-        kernel = arrays[f"{spec['name']}/kernel"].astype(np.float64)
-        w = kernel[:, unit]
-        z = inputs @ kernel
+        w = arrays[f"{spec['name']}/kernel"].astype(np.float64)[:, units].T  # (units, inputs)
+        z = w @ inputs
         bias = None
         if spec["use_bias"]:
-            b = arrays[f"{spec['name']}/bias"].astype(np.float64)
-            bias, z = float(b[unit]), z + b
+            bias = arrays[f"{spec['name']}/bias"].astype(np.float64)[units]
+            z = z + bias
         names = names or explain._input_names(layers, index, dataset.info, len(inputs))
         cols["x"].append(_round(inputs))
         cols["w"].append(_round(w))
-        cols["product"].append(_round(inputs * w + 0.0))
-        cols["bias"].append(_num(bias))
-        cols["z"].append(_num(float(z[unit])))
-        cols["output"].append(_num(float(outputs[index][0][unit])))
+        cols["product"].append(_round(w * inputs + 0.0))
+        cols["bias"].append(None if bias is None else _round(bias))
+        cols["z"].append(_round(z))
+        cols["output"].append(_round(outputs[index][0][units]))
     return {
         "run": run_id,
         "layer": spec["name"],
         "layers": [s["name"] for s in layers],
         "units": spec["units"],
+        "unit_ids": units,
         "use_bias": bool(spec["use_bias"]),
         "activation": act,
         "formula": explain.ACTIVATIONS[act][1],
