@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv run test test-fast test-onednn-off lint format bench clean
+.PHONY: venv run test test-fast test-onednn-off lint format bench clean chromium
 
 # Re-install whenever pyproject.toml is newer than the last install (a stale venv).
 $(STAMP): pyproject.toml
@@ -17,12 +17,20 @@ venv: $(STAMP)
 run: venv
 	$(BIN)/weightlab run configs/bias-vs-no-bias.yaml
 	$(BIN)/weightlab compare
+	$(BIN)/weightlab report -o weightlab-report.html
 
-test: venv
+test: venv chromium
 	$(BIN)/python -m pytest
 
-test-fast: venv
+test-fast: venv chromium
 	$(BIN)/python -m pytest -m "not keras"
+
+# The report's browser test drives Debian's chromium (never a downloaded browser): installed here
+# when missing, with sudo unless we are root.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # The tests that train, with TensorFlow's oneDNN kernels off: other kernels, other last bits, a
 # cheap stand-in for another CPU. `make test` runs the default (on); both must pass.
@@ -53,3 +61,4 @@ bench: venv
 	$(BIN)/python benchmarks/bench_compare.py
 	$(BIN)/python benchmarks/bench_see.py
 	$(BIN)/python benchmarks/bench_smoke.py
+	$(BIN)/python benchmarks/bench_report.py

@@ -206,6 +206,13 @@ def cli() -> None:
     show_default=True,
     help="Output format; md is a Markdown summary for $GITHUB_STEP_SUMMARY.",
 )
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(),
+    metavar="FILE.html",
+    help="Also write the batch's offline HTML page (as `weightlab report BATCH -o FILE.html`).",
+)
 def run(
     config: str,
     overrides: tuple[str, ...],
@@ -220,6 +227,7 @@ def run(
     quiet: bool,
     smoke: bool,
     fmt: str,
+    report_path: str | None,
 ) -> None:
     """Train every run of CONFIG (matrix × seeds) and snapshot its weights.
 
@@ -238,6 +246,10 @@ def run(
       weightlab run configs/learning-rate.yaml --smoke --format md >> "$GITHUB_STEP_SUMMARY"
     """
     config = _config_path(config)
+    if report_path:
+        from weightlab.report import check_output
+
+        check_output(report_path)  # refused before training, not after
     experiment = load_experiment(config, overrides, matrix=matrix, seeds=seeds)
     if smoke:
         expectations.smoke(experiment)
@@ -274,8 +286,20 @@ def run(
         _print_run_summary(title, result.batch, records, report, store, fmt)
     if result.cancelled and not quiet:
         err.print(f"{result.cancelled} run(s) not started (--fail-fast)")
+    if report_path and records:
+        _write_report(store, result.batch, report_path, err)
     if any(r["status"] == "failed" for r in records) or (report and not report["met"]):
         sys.exit(1)
+
+
+def _write_report(store: Store, batch: str, path: str, err: Console) -> None:
+    """The page of a batch just trained, announced on stderr (stdout keeps the summary)."""
+    from weightlab import report
+
+    records = store.verified(store.select([batch]))
+    command = f"weightlab report {batch} -o {path}"
+    result = report.write(store, records, path, selection=[batch], command=command)
+    err.print(render.reported(result), soft_wrap=True)
 
 
 def _print_run_summary(
@@ -579,6 +603,77 @@ def plot(
         click.echo(render.as_json(result))
     else:
         _out().print(render.plotted(result))
+
+
+@cli.command(name="report")
+@click.argument("selectors", nargs=-1, shell_complete=complete_runs)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(),
+    help="The page to write: FILE.html (one self-contained file).",
+)
+@click.option("--by", metavar="KEY", help="Pair runs identical except KEY, as `compare --by`.")
+@click.option(
+    "--where",
+    "conditions",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Keep runs whose config key (or status) has VALUE; repeat to combine.",
+)
+@click.option("--layer", help="Dot product: the layer [default: the first].")
+@click.option(
+    "--unit", type=click.IntRange(min=0), default=0, show_default=True, help="Dot product: unit."
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Dot product: training sample.",
+)
+@store_option
+def report_(
+    selectors: tuple[str, ...],
+    output: str,
+    by: str | None,
+    conditions: tuple[str, ...],
+    layer: str | None,
+    unit: int,
+    sample: int,
+    store_path: str | None,
+) -> None:
+    """Write one offline HTML page of runs (default: the latest batch) to look at in a browser.
+
+    SELECTORS are those of `compare`, or paths of run directories.
+
+    \b
+    Examples:
+      weightlab report -o report.html
+      weightlab report bias-vs-no-bias --by model.use_bias -o bias.html
+    """
+    from weightlab import report
+
+    report.check_output(output)  # a directory or a missing folder is refused before any work
+    store, records = report.select(store_path, selectors, conditions)
+    words = ["weightlab", "report", *selectors, *(f"--where {c}" for c in conditions)]
+    words += [f"--by {by}"] if by else []
+    words += [f"--layer {layer}"] if layer else []
+    words += [f"--unit {unit}"] if unit else []
+    words += [f"--sample {sample}"] if sample else []
+    result = report.write(
+        store,
+        records,
+        output,
+        by=by,
+        layer=layer,
+        unit=unit,
+        sample=sample,
+        selection=list(selectors),
+        command=" ".join([*words, "-o", output]),
+    )
+    _out().print(render.reported(result), soft_wrap=True)
 
 
 @cli.command(name="export")

@@ -959,6 +959,19 @@ def plotted(result: dict[str, Any]) -> Text:
     return Text(text)
 
 
+def reported(result: dict[str, Any]) -> Text:
+    """``wrote /abs/report.html (4.9 MB, 6 runs, 1.2 s): open it in a browser``, and what's
+    missing from the page."""
+    runs = result["runs"]
+    text = Text(
+        f"wrote {result['path']} ({result['bytes'] / 1e6:.1f} MB, {runs} run{'s' * (runs != 1)}, "
+        f"{result['seconds']:.1f} s): open it in a browser, no network needed"
+    )
+    for note in result["notes"]:
+        text.append(f"\n  missing: {note}", style="yellow")
+    return text
+
+
 # ---- compare: seed groups, pairs, per-epoch trajectories; table, csv, markdown -----------------
 
 
