@@ -158,7 +158,7 @@ BAD = [
         "samples huge",
         "model:\n  layers: [{units: 1}]\ndata: {samples: 100000000000000}\n",
         [],
-        "{cfg}:3: data.samples: expected an integer in [1, 1e+07]; got 100000000000000",
+        "{cfg}:3: data.samples: expected an integer in [1, 10000000]; got 100000000000000",
     ),
     (
         "features huge",

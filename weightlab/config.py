@@ -128,14 +128,19 @@ def number(
     return check
 
 
+def _n(x: float) -> str:
+    """A bound as text: integers in full (``4294967295``, not ``4.29497e+09``)."""
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
 def _range(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: bool = False) -> str:
     if lo is None and hi is None:
         return ""
     if hi is None:
-        return f" {'>' if lo_open else '>='} {lo:g}"
+        return f" {'>' if lo_open else '>='} {_n(lo)}"
     if lo is None:
-        return f" {'<' if hi_open else '<='} {hi:g}"
-    return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        return f" {'<' if hi_open else '<='} {_n(hi)}"
+    return f" in {'(' if lo_open else '['}{_n(lo)}, {_n(hi)}{')' if hi_open else ']'}"
 
 
 @described({"type": "boolean"})
@@ -301,6 +306,11 @@ class F:
     doc: str = ""
 
 
+# What Keras accepts as a seed (keras.utils.set_random_seed seeds NumPy's legacy generator, which
+# takes 0..2**32-1); larger seeds passed validation and then failed in Keras or in the index.
+MAX_SEED = 2**32 - 1
+_SEED = integer(0, MAX_SEED)
+
 # Generated data lives in memory: bounds that keep a typo (an extra zero or ten) from asking for
 # terabytes.
 MAX_SAMPLES = 10_000_000
@@ -316,7 +326,7 @@ DATA_COMMON = {
         "fraction held out for validation (shuffled with the data seed)",
     ),
     "standardize": F(boolean, False, "scale features to mean 0, std 1 (training-split statistics)"),
-    "seed": F(optional(integer(0)), None, "seed of the data itself; null = the run's seed"),
+    "seed": F(optional(_SEED), None, "seed of the data itself; null = the run's seed"),
 }
 DATA_KIND_FIELDS: dict[str, dict[str, F]] = {
     "linear": {
@@ -427,8 +437,8 @@ SECTIONS = {"data": None, "model": MODEL, "train": TRAIN, "snapshots": SNAPSHOTS
 TOP = {
     "name": F(name, None, "experiment name; default: the config file's name"),
     "description": F(optional(string), None, "free text"),
-    "seed": F(integer(0), None, "seed of the run (default 0)"),
-    "seeds": F(list_of(integer(0), 1), None, "one run per seed; instead of seed"),
+    "seed": F(_SEED, None, "seed of the run (default 0)"),
+    "seeds": F(list_of(_SEED, 1), None, "one run per seed; instead of seed"),
     "matrix": F(lambda v: v, None, "{dotted.key: [values]}: one run per combination"),
     "expect": F(described(expectations.SCHEMA)(expectations.shape), None, expectations.DOC),
 }
@@ -692,6 +702,10 @@ def parse_seeds(text: str) -> list[int]:
         hi = int(m.group(2)) if m.group(2) is not None else lo
         if hi < lo:
             raise ConfigError(Problem(where, "seeds", f"empty range {lo}-{hi}; write {hi}-{lo}"))
+        if hi > MAX_SEED:
+            raise ConfigError(
+                Problem(where, "seeds", f"a seed must be in [0, {MAX_SEED}] (2**32-1); got {hi}")
+            )
         seeds += range(lo, hi + 1)
     return seeds
 

@@ -67,6 +67,14 @@ CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at);
 """
 
 
+def _sql_int(value: Any) -> int | None:
+    """``value`` if SQLite can hold it as an INTEGER, else NULL: one run.json's oversized seed
+    (``18446744073709551616``) must not break the index for every other run."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    return None
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -198,7 +206,7 @@ class Store:
                 record["id"],
                 record["experiment"],
                 record["batch"],
-                record.get("seed"),
+                _sql_int(record.get("seed")),
                 record["status"],
                 record["started_at"],
                 jsonio.dumps(cached),
