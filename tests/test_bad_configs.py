@@ -200,7 +200,7 @@ BAD = [
         "seed negative",
         "model:\n  layers: [{units: 1}]\nseed: -1\n",
         [],
-        "{cfg}:3: seed: expected an integer >= 0; got -1",
+        "{cfg}:3: seed: expected an integer in [0, 4294967295]; got -1",
     ),
     (
         "seeds not distinct",

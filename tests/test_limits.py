@@ -96,3 +96,149 @@ def test_one_oversized_seed_in_a_run_json_does_not_break_the_store(store_dir: Pa
         code, out = invoke(*command, "--store", str(store_dir))
         assert code == 0, (command, out)
     assert {r["id"] for r in Store.open(store_dir).runs()} == {good, bad}
+
+
+# ---- item 6: YAML bombs, depth, size -----------------------------------------------------------
+
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            BASE + "description:\n  " + LAUGHS.replace("\n", "\n  ").rstrip() + "\n",
+            "expands to more than 100000 keys, values and items",
+        ),
+        (BASE + LAUGHS, "expands to more than 100000 keys, values and items"),
+        (
+            BASE + "description: &a [*a]\n",
+            "{cfg}:3: the alias *a refers to the list or mapping that contains it",
+        ),
+        (BASE + "description: &a {x: *a}\n", "the alias *a refers to the list or mapping"),
+        (BASE + "description: " + "[" * 1000 + "]" * 1000 + "\n", "{cfg}:3: nested more than 64"),
+        (BASE + "description: " + "{a: " * 100 + "1" + "}" * 100 + "\n", "nested more than 64"),
+        (
+            # every anchor only 2 deep in the file, 70 deep once the aliases are followed
+            BASE + "a0: &a0 [1]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 70)),
+            "nested more than 64 lists or mappings deep (aliases followed)",
+        ),
+    ],
+    ids=[
+        "laughs-nested",
+        "laughs-top",
+        "self-alias",
+        "self-alias-map",
+        "deep",
+        "deep-map",
+        "chain",
+    ],
+)
+def test_yaml_bombs_are_config_errors(write_config, text: str, message: str) -> None:
+    cfg = write_config(text)
+    code, out = invoke("validate", str(cfg))
+    assert code == 2, out
+    assert message.format(cfg=cfg) in " ".join(out.split()), out
+
+
+def test_a_bomb_in_an_override_is_refused_too(write_config) -> None:
+    cfg = write_config(BASE)
+    code, out = invoke("validate", str(cfg), "description=&a [*a]")
+    assert code == 2
+    assert "override 'description=&a [*a]': description: the alias *a refers" in out
+
+
+def test_sixty_four_levels_are_still_read(write_config) -> None:
+    from weightlab import yamlio
+
+    data, _ = yamlio.load("x: " + "[" * 63 + "]" * 63 + "\n", "t")
+    depth = 0
+    node = data["x"]
+    while isinstance(node, list):
+        depth, node = depth + 1, node[0] if node else None
+    assert depth == 63
+
+
+def test_a_config_over_a_megabyte_is_refused(write_config) -> None:
+    cfg = write_config(BASE + "# " + "x" * 1_000_000 + "\n")
+    code, out = invoke("validate", str(cfg))
+    assert code == 2
+    assert "larger than a config may be (at most 1,000,000 bytes)" in out
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [("/dev/zero", "is a device, not a regular file"), ("/dev/null", "is a device")],
+)
+def test_a_device_is_refused_without_reading_it(path: str, message: str) -> None:
+    code, out = invoke("validate", path)
+    assert code == 2
+    assert f"{path}: {message}" in out
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "cfg.yaml"
+    os.mkfifo(fifo)
+    code, out = invoke("validate", str(fifo))
+    assert code == 2
+    assert f"{fifo}: is a FIFO (named pipe), not a regular file" in out
+
+
+def test_a_planted_alias_bomb_in_the_store_is_a_clear_error(store_dir: Path) -> None:
+    store = Store.open(store_dir)
+    run = write_run(store)["id"]
+    (store.run_dir(run) / "config.yaml").write_text(LAUGHS)
+    from weightlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="expands to more than 100000"):
+        store.config(run)
+
+
+# ---- item 8 (YAML part): YAML 1.2 core schema scalars ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("010", 10),  # YAML 1.1 octal; decimal in YAML 1.2
+        ("0o10", 8),
+        ("0x1F", 31),
+        ("-007", -7),
+        ("1:30", "1:30"),  # YAML 1.1 sexagesimal
+        ("1_000", "1_000"),  # YAML 1.1 digit separators
+        ("1_000.5", "1_000.5"),
+        ("0b101", "0b101"),
+        ("1e3", 1000.0),
+        (".5", 0.5),
+    ],
+)
+def test_scalars_follow_the_yaml_1_2_core_schema(text: str, value: object) -> None:
+    from weightlab import yamlio
+
+    data, _ = yamlio.load(f"x: {text}\n", "t")
+    assert data["x"] == value and type(data["x"]) is type(value)
+    # what weightlab writes reads back the same, here and in a YAML 1.1 reader
+    assert yamlio.load(yamlio.dump({"x": data["x"]}), "t")[0] == {"x": value}
+    assert yamlio.load(yamlio.dump({"x": text}), "t")[0] == {"x": text}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("010", None),
+        ("1:30", "train.epochs: expected an integer in [1, 100000]; got a string, '1:30'"),
+        ("1_000", "train.epochs: expected an integer in [1, 100000]; got a string, '1_000'"),
+    ],
+)
+def test_epochs_written_the_yaml_1_1_way(write_config, value: str, message: str | None) -> None:
+    cfg = write_config(BASE + f"train:\n  epochs: {value}\n")
+    if message is None:
+        assert config.load_experiment(cfg).runs[0].config["train"]["epochs"] == 10
+        return
+    code, out = invoke("validate", str(cfg))
+    assert code == 2
+    assert f"{cfg}:4: {message}" in out

@@ -128,7 +128,7 @@ def number(
     return check
 
 
-def _n(x: float) -> str:
+def _n(x: float | None) -> str:
     """A bound as text: integers in full (``4294967295``, not ``4.29497e+09``)."""
     return str(x) if isinstance(x, int) else f"{x:g}"
 
@@ -734,12 +734,7 @@ def load_experiment(
         ConfigError: listing every problem found, each with file, line and key.
     """
     src = os.fspath(path)
-    try:
-        text = FsPath(src).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(Problem(src, "", "config file not found")) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(Problem(src, "", f"cannot read the config file: {e}")) from None
+    text = yamlio.read_file(src)  # bounded: a device, FIFO or huge file is refused first
     raw, lines = yamlio.load(text, src)
     if raw is None:
         raise ConfigError(Problem(src, "", "the config file is empty; see configs/ for examples"))
