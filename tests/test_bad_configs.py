@@ -146,7 +146,7 @@ BAD = [
         "validation_split NaN",
         "model:\n  layers: [{units: 1}]\ndata: {validation_split: .nan}\n",
         [],
-        "{cfg}:3: data.validation_split: expected a number in [0, 1); got nan",
+        "{cfg}:3: data.validation_split: expected a finite number in [0, 1); got nan",
     ),
     (
         "learning rate NaN",

@@ -372,7 +372,7 @@ BAD: list[tuple[str, str, list[str], Expected]] = [
         "noise-nan",
         MIN + "data:\n  noise: .nan\n",
         [],
-        lambda f, d: f"{f}:3: data.noise: expected a number >= 0; got nan",
+        lambda f, d: f"{f}:3: data.noise: expected a finite number >= 0; got nan",
     ),
     # ---- train ranges --------------------------------------------------------------------------
     (

@@ -242,3 +242,231 @@ def test_epochs_written_the_yaml_1_1_way(write_config, value: str, message: str 
     code, out = invoke("validate", str(cfg))
     assert code == 2
     assert f"{cfg}:4: {message}" in out
+
+
+# ---- item 7: size caps, counted before anything is allocated -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "message"),
+    [
+        (BASE, ["--seeds", "0-100000000"], "more than 10,000 seeds"),
+        (
+            BASE
+            + "matrix:\n"
+            + "".join(
+                f"  train.{k}: [{', '.join(str(i) for i in range(1, 11))}]\n"
+                for k in ("epochs", "batch_size")
+            )
+            + "  data.samples: ["
+            + ", ".join(str(i) for i in range(10, 111))
+            + "]\n",
+            [],
+            "{cfg}:3: matrix: this sweep would make 10100 runs",
+        ),
+        (
+            BASE + "matrix: {train.epochs: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}\n",
+            ["--seeds", "0-1000"],
+            "this sweep would make 10010 runs (10 train.epochs × 1001 seed(s)); a config may "
+            "make at most 10,000",
+        ),
+        (
+            BASE + "data: {kind: blobs, centers: 1000000000}\n",
+            [],
+            "{cfg}:3: data.centers: expected an integer in [2, 10000]; got 1000000000",
+        ),
+        (
+            BASE + "data: {kind: blobs, centers: 50, samples: 20}\n",
+            [],
+            "{cfg}:3: data.centers: 50 classes need at least as many samples",
+        ),
+        (
+            BASE + "data: {features: 10000, samples: 10000000}\n",
+            [],
+            "{cfg}:3: data.samples: 10000000 samples × 10000 feature(s) is 100,000,000,000 "
+            "values; a generated dataset may hold at most 20,000,000",
+        ),
+        (
+            "model:\n  layers: [{units: 1000000000000}]\n",
+            [],
+            "{cfg}:2: model.layers.0.units: expected at most 100000 units in a layer; "
+            "got 1000000000000",
+        ),
+        (
+            "model:\n  layers: [100000, 100000, 1]\n",
+            [],
+            "{cfg}:2: model.layers.1.units: with 1 input feature(s) the model reaches more than "
+            "10,",
+        ),
+        (
+            "model:\n  layers: [1000, 1]\ndata: {features: 10000}\n",
+            [],
+            "model.layers.0.units: with 10000 input feature(s) the model reaches more than "
+            "10,001,000 weights and biases at this layer; a model may have at most 10,000,000",
+        ),
+    ],
+    ids=[
+        "seeds-option",
+        "matrix",
+        "matrix-x-seeds",
+        "centers",
+        "centers>samples",
+        "samples",
+        "units",
+        "parameters",
+        "parameters-wide-input",
+    ],
+)
+def test_sizes_are_bounded_before_anything_is_allocated(
+    write_config, text: str, args: list[str], message: str
+) -> None:
+    cfg = write_config(text)
+    code, out = invoke("run", "--dry-run", str(cfg), *args)
+    assert code == 2, out
+    assert message.format(cfg=cfg) in " ".join(out.split()), out
+
+
+def test_the_largest_sweep_is_still_allowed(write_config) -> None:
+    cfg = write_config(BASE + "matrix: {train.epochs: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}\n")
+    experiment = config.load_experiment(cfg, seeds="0-999")
+    assert len(experiment.runs) == 10_000
+
+
+def test_a_csv_header_of_100000_columns_is_read_in_linear_time(tmp_path: Path) -> None:
+    import time
+
+    from weightlab import data
+
+    names = [f"c{i}" for i in range(100_000)]
+    (tmp_path / "wide.csv").write_text(",".join(names) + "\n" + ",".join(["1"] * 100_000) + "\n")
+    cfg = tmp_path / "wide.yaml"
+    cfg.write_text(
+        "model:\n  layers: [1]\ndata: {kind: csv, path: wide.csv, target: c99999, "
+        "validation_split: 0}\n"
+    )
+    start = time.perf_counter()
+    spec = config.load_experiment(cfg).runs[0]
+    loaded = data.load(spec.config["data"], 0)
+    assert loaded.features == 99_999
+    assert time.perf_counter() - start < 20  # 133 s before: the lookup was quadratic
+
+
+# ---- item 8: accepted at validation, then the run failed or lied --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("data: {offset: .inf}\n", "{cfg}:3: data.offset: expected a finite number; got inf"),
+        ("data: {offset: -.inf}\n", "data.offset: expected a finite number; got -inf"),
+        ("data: {input_offset: .inf}\n", "data.input_offset: expected a finite number; got inf"),
+        ("data: {noise: .inf}\n", "data.noise: expected a finite number >= 0; got inf"),
+        (
+            "data: {features: 2, weights: [.inf, 1]}\n",
+            "data.weights: item 0: expected a finite number; got inf",
+        ),
+        (
+            "data: {kind: blobs, center_box: [.inf, 1]}\n",
+            "data.center_box: item 0: expected a finite number in [-1e+15, 1e+15]; got inf",
+        ),
+        (
+            "data: {kind: blobs, center_box: [-1e300, 1e300]}\n",
+            "data.center_box: item 0: expected a number in [-1e+15, 1e+15]; got -1e+300",
+        ),
+        (
+            "data: {kind: blobs, center_box: [5, -5]}\n",
+            "data.center_box: expected [low, high] with low < high; got [5, -5]",
+        ),
+        (
+            "data: {kind: blobs, center_box: [0, 1, 2]}\n",
+            "data.center_box: expected [low, high] with low < high; got [0, 1, 2]",
+        ),
+        ("data: {kind: blobs, cluster_std: .inf}\n", "data.cluster_std: expected a finite number"),
+        (
+            "matrix: {model.use_bias: [true, false, true]}\n",
+            "{cfg}:3: matrix.model.use_bias: the value true is given twice (items 0 and 2)",
+        ),
+        (
+            "matrix: {train.optimizer: [{name: sgd}, adam, {name: sgd}]}\n",
+            "matrix.train.optimizer: the value sgd is given twice (items 0 and 2)",
+        ),
+        ("name: latest\n", "{cfg}:3: name: the experiment name 'latest' is the selector of"),
+        (
+            "name: 261129-084421-5f3a\n",
+            "name: the experiment name '261129-084421-5f3a' is shaped like a run id, so "
+            "`weightlab ls 261129-084421-5f3a` could never select this experiment; choose "
+            "another `name:`",
+        ),
+    ],
+)
+def test_values_that_would_fail_or_lie_later_are_refused(
+    write_config, text: str, message: str
+) -> None:
+    cfg = write_config(BASE + text)
+    code, out = invoke("validate", str(cfg))
+    assert code == 2, out
+    assert message.format(cfg=cfg) in " ".join(out.split()), out
+
+
+def test_a_config_file_named_like_a_selector_needs_a_name(write_config) -> None:
+    cfg = write_config(BASE, name="latest.yaml")
+    code, out = invoke("validate", str(cfg))
+    assert code == 2
+    assert "add a `name:` (or rename the file)" in " ".join(out.split())
+    cfg.write_text(BASE + "name: mine\n")
+    assert invoke("validate", str(cfg))[0] == 0
+
+
+def test_duplicate_csv_header_names_are_refused(tmp_path: Path) -> None:
+    from weightlab import data
+    from weightlab.errors import DataError
+
+    (tmp_path / "d.csv").write_text("x,y,x\n1,2,3\n4,5,6\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  layers: [1]\ndata: {kind: csv, path: d.csv, target: y}\n")
+    code, out = invoke("validate", str(cfg))
+    assert code == 2
+    assert (
+        f"{cfg}:3: data.path: d.csv: the column name 'x' is in the header twice (columns 1 and 3)"
+        in " ".join(out.split())
+    )
+    spec = config.load_experiment(cfg, check_files=False).runs[0]
+    with pytest.raises(DataError, match="'x' is in the header twice"):
+        data.load(spec.config["data"], 0)
+
+
+def test_complex_npz_data_is_refused(tmp_path: Path) -> None:
+    import numpy as np
+
+    from weightlab import data
+    from weightlab.errors import DataError
+
+    np.savez(tmp_path / "d.npz", X=np.ones((4, 2), dtype=complex), y=np.zeros(4))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  layers: [1]\ndata: {kind: npz, path: d.npz}\n")
+    code, out = invoke("validate", str(cfg))
+    assert code == 2
+    assert "data.x_key: d.npz: array 'X' is complex (complex128)" in " ".join(out.split())
+    spec = config.load_experiment(cfg, check_files=False).runs[0]
+    with pytest.raises(DataError, match="is complex"):
+        data.load(spec.config["data"], 0)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-nan"])
+def test_threshold_must_be_a_finite_number(store_dir: Path, value: str) -> None:
+    write_run(Store.open(store_dir))
+    code, out = invoke("compare", "--threshold", value)
+    assert code == 2
+    assert "--threshold" in out and ("finite" in out or "not in the range" in out)
+
+
+@pytest.mark.parametrize("selector", ["", " "])
+@pytest.mark.parametrize("command", ["ls", "compare", "show", "export"])
+def test_an_empty_selector_selects_nothing(
+    store_dir: Path, tmp_path: Path, command: str, selector: str
+) -> None:
+    write_run(Store.open(store_dir))
+    extra = ["--to", "csv", str(tmp_path / "out")] if command == "export" else []
+    code, out = invoke(command, selector, *extra)
+    assert code == 2, out
+    assert f"an empty selector {selector!r} selects nothing" in out

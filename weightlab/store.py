@@ -394,6 +394,11 @@ class Store:
         return sorted(chosen.values(), key=lambda r: (r["started_at"], r["id"]), reverse=True)
 
     def _match(self, sel: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not sel.strip():  # '' is a prefix of every id: it would select every run
+            raise UsageError(
+                f"an empty selector {sel!r} selects nothing; give a run id, 'latest', a batch "
+                "id or an experiment name (or no selector at all)"
+            )
         if sel == "latest":
             return records[:1]
         exact = [r for r in records if r["id"] == sel]
