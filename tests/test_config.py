@@ -372,7 +372,7 @@ BAD: list[tuple[str, str, list[str], Expected]] = [
         "noise-nan",
         MIN + "data:\n  noise: .nan\n",
         [],
-        lambda f, d: f"{f}:3: data.noise: expected a number >= 0; got nan",
+        lambda f, d: f"{f}:3: data.noise: expected a finite number >= 0; got nan",
     ),
     # ---- train ranges --------------------------------------------------------------------------
     (
@@ -466,7 +466,7 @@ BAD: list[tuple[str, str, list[str], Expected]] = [
         "bad-explicit-int",
         MIN + "seed: !!int abc\n",
         [],
-        lambda f, d: f"{f}: not valid YAML: invalid literal for int() with base 10: 'abc'",
+        lambda f, d: f"{f}: not valid YAML: 'abc' is not a YAML 1.2 integer (digits, 0o.. or 0x..)",
     ),
     (
         "syntax-flow",
@@ -554,13 +554,15 @@ BAD: list[tuple[str, str, list[str], Expected]] = [
         "seed-negative",
         "seed: -1\n" + MIN,
         [],
-        lambda f, d: f"{f}:1: seed: expected an integer >= 0; got -1",
+        lambda f, d: f"{f}:1: seed: expected an integer in [0, 4294967295]; got -1",
     ),
     (
         "seeds-item",
         "seeds: [0, x]\n" + MIN,
         [],
-        lambda f, d: f"{f}:1: seeds: item 1: expected an integer >= 0; got a string, 'x'",
+        lambda f, d: (
+            f"{f}:1: seeds: item 1: expected an integer in [0, 4294967295]; got a string, 'x'"
+        ),
     ),
     # ---- matrix --------------------------------------------------------------------------------
     (

@@ -136,6 +136,15 @@ def _config_path(config: str) -> str:
     return path
 
 
+def _finite(option: str, value: float) -> float:
+    """A FloatRange lets NaN through (every comparison with it is false): refuse it, and inf."""
+    import math
+
+    if not math.isfinite(value):
+        raise click.BadParameter(f"expected a finite number; got {value}", param_hint=option)
+    return value
+
+
 def _selected(store: Store, selectors: tuple[str, ...]) -> list[dict[str, Any]]:
     """The runs the selectors name, or the latest batch's; an empty store is an error."""
     records = store.select(selectors, default="latest-batch")
@@ -455,6 +464,7 @@ def _follow(
 @click.option(
     "--threshold",
     type=click.FloatRange(min=0),
+    callback=lambda _ctx, _param, v: _finite("--threshold", v),
     default=analysis.DEFAULT_THRESHOLD,
     show_default=True,
     help="Relative loss gap that marks the epoch a pair comes apart.",

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
@@ -117,10 +118,10 @@ def number(
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise Invalid(f"expected a number{rng}; {_got(v)}")
         v = float(v)
-        if (
-            math.isnan(v)
-            or (lo is not None and (v < lo or (lo_open and v == lo)))
-            or (hi is not None and (v > hi or (hi_open and v == hi)))
+        if not math.isfinite(v):  # `.inf` would surface only as a NaN loss or an overflow
+            raise Invalid(f"expected a finite number{rng}; got {v:g}")
+        if (lo is not None and (v < lo or (lo_open and v == lo))) or (
+            hi is not None and (v > hi or (hi_open and v == hi))
         ):
             raise Invalid(f"expected a number{rng}; got {v:g}")
         return v
@@ -128,14 +129,19 @@ def number(
     return check
 
 
+def _n(x: float | None) -> str:
+    """A bound as text: integers in full (``4294967295``, not ``4.29497e+09``)."""
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
 def _range(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: bool = False) -> str:
     if lo is None and hi is None:
         return ""
     if hi is None:
-        return f" {'>' if lo_open else '>='} {lo:g}"
+        return f" {'>' if lo_open else '>='} {_n(lo)}"
     if lo is None:
-        return f" {'<' if hi_open else '<='} {hi:g}"
-    return f" in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        return f" {'<' if hi_open else '<='} {_n(hi)}"
+    return f" in {'(' if lo_open else '['}{_n(lo)}, {_n(hi)}{')' if hi_open else ']'}"
 
 
 @described({"type": "boolean"})
@@ -301,10 +307,23 @@ class F:
     doc: str = ""
 
 
+# What Keras accepts as a seed (keras.utils.set_random_seed seeds NumPy's legacy generator, which
+# takes 0..2**32-1); larger seeds passed validation and then failed in Keras or in the index.
+MAX_SEED = 2**32 - 1
+_SEED = integer(0, MAX_SEED)
+
 # Generated data lives in memory: bounds that keep a typo (an extra zero or ten) from asking for
 # terabytes.
 MAX_SAMPLES = 10_000_000
 MAX_FEATURES = 10_000
+MAX_DATA_VALUES = 20_000_000  # samples × features of one dataset (160 MB as float64)
+MAX_CENTERS = 10_000  # blobs: classes
+MAX_COORDINATE = 1e15  # blobs: |center_box| (their difference must stay finite)
+MAX_UNITS = 100_000  # units of one layer
+MAX_PARAMETERS = 10_000_000  # weights and biases of one model (40 MB as float32, per snapshot)
+MAX_RUNS = 10_000  # runs one config (matrix × seeds) may expand to
+# Names a selector tries before experiment names: an experiment called so would be shadowed.
+_RUN_ID_SHAPE = re.compile(r"^[0-9]{6}-[0-9]{6}-[0-9a-f]{4}$")
 _GENERATED = {"samples": F(integer(1, MAX_SAMPLES), 1000, "number of samples to generate")}
 _SUBSET = {"samples": F(optional(integer(1)), None, "use a random subset of this many rows")}
 
@@ -316,7 +335,7 @@ DATA_COMMON = {
         "fraction held out for validation (shuffled with the data seed)",
     ),
     "standardize": F(boolean, False, "scale features to mean 0, std 1 (training-split statistics)"),
-    "seed": F(optional(integer(0)), None, "seed of the data itself; null = the run's seed"),
+    "seed": F(optional(_SEED), None, "seed of the data itself; null = the run's seed"),
 }
 DATA_KIND_FIELDS: dict[str, dict[str, F]] = {
     "linear": {
@@ -334,10 +353,12 @@ DATA_KIND_FIELDS: dict[str, dict[str, F]] = {
     "blobs": {
         **_GENERATED,
         "features": F(integer(1, MAX_FEATURES), 2, "number of input features"),
-        "centers": F(integer(2), 2, "number of classes (one Gaussian blob each)"),
+        "centers": F(integer(2, MAX_CENTERS), 2, "number of classes (one Gaussian blob each)"),
         "cluster_std": F(number(0, lo_open=True), 1.0, "std of each blob"),
         "center_box": F(
-            list_of(number(), 2), [-10.0, 10.0], "range the blob centres are drawn from"
+            list_of(number(-MAX_COORDINATE, MAX_COORDINATE), 2),
+            [-10.0, 10.0],
+            "range [low, high] the blob centres are drawn from",
         ),
     },
     "xor": {
@@ -427,8 +448,8 @@ SECTIONS = {"data": None, "model": MODEL, "train": TRAIN, "snapshots": SNAPSHOTS
 TOP = {
     "name": F(name, None, "experiment name; default: the config file's name"),
     "description": F(optional(string), None, "free text"),
-    "seed": F(integer(0), None, "seed of the run (default 0)"),
-    "seeds": F(list_of(integer(0), 1), None, "one run per seed; instead of seed"),
+    "seed": F(_SEED, None, "seed of the run (default 0)"),
+    "seeds": F(list_of(_SEED, 1), None, "one run per seed; instead of seed"),
     "matrix": F(lambda v: v, None, "{dotted.key: [values]}: one run per combination"),
     "expect": F(described(expectations.SCHEMA)(expectations.shape), None, expectations.DOC),
 }
@@ -475,6 +496,7 @@ class _Collector:
     def __init__(self, locate: Locator):
         self.locate = locate
         self.problems: list[Problem] = []
+        self.input_features: int | None = None  # when the data section tells (for the model)
 
     def add(self, path: Path, message: str) -> None:
         self.problems.append(Problem(self.locate(path), dotted(path), message))
@@ -678,6 +700,7 @@ def parse_seeds(text: str) -> list[int]:
     """
     where = f"--seeds '{text}'"
     seeds: list[int] = []
+    count = 0
     for part in text.split(","):
         m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not m:
@@ -692,6 +715,19 @@ def parse_seeds(text: str) -> list[int]:
         hi = int(m.group(2)) if m.group(2) is not None else lo
         if hi < lo:
             raise ConfigError(Problem(where, "seeds", f"empty range {lo}-{hi}; write {hi}-{lo}"))
+        if hi > MAX_SEED:
+            raise ConfigError(
+                Problem(where, "seeds", f"a seed must be in [0, {MAX_SEED}] (2**32-1); got {hi}")
+            )
+        count += hi - lo + 1
+        if count > MAX_RUNS:  # counted before the list is built: `0-100000000` stays small
+            raise ConfigError(
+                Problem(
+                    where,
+                    "seeds",
+                    f"more than {MAX_RUNS:,} seeds; a config may make at most {MAX_RUNS:,} runs",
+                )
+            )
         seeds += range(lo, hi + 1)
     return seeds
 
@@ -720,12 +756,7 @@ def load_experiment(
         ConfigError: listing every problem found, each with file, line and key.
     """
     src = os.fspath(path)
-    try:
-        text = FsPath(src).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(Problem(src, "", "config file not found")) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(Problem(src, "", f"cannot read the config file: {e}")) from None
+    text = yamlio.read_file(src)  # bounded: a device, FIFO or huge file is refused first
     raw, lines = yamlio.load(text, src)
     if raw is None:
         raise ConfigError(Problem(src, "", "the config file is empty; see configs/ for examples"))
@@ -786,7 +817,17 @@ def expand(
     seeds = top["seeds"] or [top["seed"] if top["seed"] is not None else 0]
     if len(set(seeds)) != len(seeds):
         col.add(("seeds",), f"seeds must be distinct; got {seeds}")
+    name = top["name"] or default_name
+    if name == "latest" or _RUN_ID_SHAPE.match(name):
+        what = "the selector of the newest run" if name == "latest" else "shaped like a run id"
+        how = "choose another `name:`" if top["name"] else "add a `name:` (or rename the file)"
+        col.add(
+            ("name",),
+            f"the experiment name {name!r} is {what}, so `weightlab ls {name}` could never "
+            f"select this experiment; {how}",
+        )
     matrix = _check_matrix(raw.get("matrix"), col)
+    _check_sweep_size(matrix, seeds, col)
     expect = expectations.parse(top["expect"], col.add)
     # `expect:` stands apart from the rest, so its problems are listed with those of the runs;
     # other top-level problems (a misspelt section, the matrix) would only cascade into them.
@@ -851,8 +892,31 @@ def _check_matrix(raw: Any, col: _Collector) -> dict[str, list[Any]]:
         if not isinstance(values, list) or not values:
             col.add(path, f"expected a non-empty list of values; {_got(values)}")
             continue
+        seen: dict[str, int] = {}
+        for i, value in enumerate(values):
+            text = json.dumps(value, sort_keys=True, default=repr)
+            if text in seen:
+                col.add(
+                    path,
+                    f"the value {short_value(value)} is given twice (items {seen[text]} and {i}); "
+                    "each value of an axis makes its own runs, remove one",
+                )
+                break
+            seen[text] = i
         out[str(key)] = values
     return out
+
+
+def _check_sweep_size(matrix: dict[str, list[Any]], seeds: list[int], col: _Collector) -> None:
+    """Refuse a sweep of more than :data:`MAX_RUNS` runs, counted before anything is expanded."""
+    n = math.prod(len(v) for v in matrix.values()) * len(seeds)
+    if n > MAX_RUNS:
+        parts = [f"{len(v)} {k}" for k, v in matrix.items()] + [f"{len(seeds)} seed(s)"]
+        col.add(
+            ("matrix",) if matrix else ("seeds",),
+            f"this sweep would make {n} runs ({' × '.join(parts)}); a config may make at most "
+            f"{MAX_RUNS:,}: split it, or use fewer values",
+        )
 
 
 def _check_key_path(key: str) -> str | None:
@@ -907,6 +971,7 @@ def _resolve(
             )
         names[layer["name"]] = i
         layers.append({k: layer[k] for k in LAYER})
+    _check_model_size(layers, col.input_features, col)
     model["layers"] = layers
     out["model"] = model
     out["train"] = col.fields(raw.get("train"), TRAIN, ("train",))
@@ -945,6 +1010,7 @@ def _resolve_data(raw: Any, col: _Collector, base_dir: FsPath, check_files: bool
             (*path, "weights"),
             f"expected {data['features']} weight(s), one per feature; got {len(data['weights'])}",
         )
+    _check_data_size(kind, data, col)
     if kind in ("csv", "npz") and data.get("path"):
         file = FsPath(os.path.expanduser(data["path"]))
         if not file.is_absolute():
@@ -953,6 +1019,84 @@ def _resolve_data(raw: Any, col: _Collector, base_dir: FsPath, check_files: bool
         if check_files:
             _check_data_file(kind, data, col)
     return data
+
+
+# Input features of the kinds whose width the config does not give.
+_FIXED_FEATURES = {"xor": 2, "moons": 2, "circles": 2}
+SKLEARN_FEATURES = {"iris": 4, "wine": 13, "breast_cancer": 30, "digits": 64, "diabetes": 10}
+
+
+def _check_data_size(kind: str, data: dict[str, Any], col: _Collector) -> None:
+    """Bound what generating the data would allocate, before anything is allocated."""
+    col.input_features = _FIXED_FEATURES.get(kind) or (
+        SKLEARN_FEATURES.get(data.get("name") or "") if kind == "sklearn" else None
+    )
+    if kind in ("csv", "npz"):
+        if data.get("features"):
+            col.input_features = len(data["features"])
+        return
+    features = data.get("features") if kind in ("linear", "blobs") else col.input_features
+    samples = data.get("samples")
+    if not isinstance(features, int) or not isinstance(samples, int):
+        return
+    col.input_features = features
+    if kind != "sklearn" and samples * features > MAX_DATA_VALUES:
+        col.add(
+            ("data", "samples"),
+            f"{samples} samples × {features} feature(s) is {samples * features:,} values; "
+            f"a generated dataset may hold at most {MAX_DATA_VALUES:,}",
+        )
+    if kind != "blobs":
+        return
+    box, centers = data.get("center_box"), data.get("centers")
+    if isinstance(box, list) and (len(box) != 2 or not box[0] < box[1]):
+        col.add(
+            ("data", "center_box"),
+            f"expected [low, high] with low < high; got {short_value(box)}",
+        )
+    if isinstance(centers, int):
+        if centers > samples:
+            col.add(
+                ("data", "centers"),
+                f"{centers} classes need at least as many samples; data.samples is {samples}",
+            )
+        elif centers * features > MAX_DATA_VALUES:
+            col.add(
+                ("data", "centers"),
+                f"{centers} centres × {features} feature(s) is more than "
+                f"{MAX_DATA_VALUES:,} values",
+            )
+
+
+def _check_model_size(layers: list[dict[str, Any]], features: int | None, col: _Collector) -> None:
+    """Refuse a model of more than :data:`MAX_PARAMETERS` weights and biases (before Keras)."""
+    width, total = features or 1, 0  # an unknown input width counts as 1: a lower bound
+    for i, layer in enumerate(layers):
+        units = layer.get("units")
+        if not isinstance(units, int):
+            return
+        if units > MAX_UNITS:
+            col.add(
+                ("model", "layers", i, "units"),
+                f"expected at most {MAX_UNITS} units in a layer; got {units}",
+            )
+            return
+        total += width * units + (units if layer.get("use_bias") else 0)
+        if total > MAX_PARAMETERS:
+            given = f"{features} input feature(s)" if features else "at least 1 input feature"
+            col.add(
+                ("model", "layers", i, "units"),
+                f"with {given} the model reaches more than {total:,} weights and biases at "
+                f"this layer; a model may have at most {MAX_PARAMETERS:,}",
+            )
+            return
+        width = units
+
+
+def column_list(columns: Sequence[str], most: int = 20) -> str:
+    """``a, b, c`` or, for a wide file, the first ``most`` and how many more."""
+    more = f", ... ({len(columns) - most} more)" if len(columns) > most else ""
+    return ", ".join(columns[:most]) + more
 
 
 def _check_data_file(kind: str, data: dict[str, Any], col: _Collector) -> None:
@@ -972,18 +1116,30 @@ def _check_data_file(kind: str, data: dict[str, Any], col: _Collector) -> None:
             col.add(ppath, f"{file} is empty; expected a header row of column names")
             return
         columns = [h.strip() for h in header]
-        if data.get("target") and data["target"] not in columns:
+        position: dict[str, int] = {}  # one pass: a header of 10^5 columns is read in linear time
+        for i, name_ in enumerate(columns):
+            if name_ in position:
+                col.add(
+                    ppath,
+                    f"{file.name}: the column name {name_!r} is in the header twice (columns "
+                    f"{position[name_] + 1} and {i + 1}); rename one of them",
+                )
+                return
+            position[name_] = i
+        if not data.get("features"):
+            col.input_features = len(columns) - 1
+        if data.get("target") and data["target"] not in position:
             col.add(
                 ("data", "target"),
                 f"no column {data['target']!r} in {file.name}"
-                f"{did_you_mean(data['target'], columns)} "
-                f"(columns: {', '.join(columns)})",
+                f"{did_you_mean(data['target'], columns[:1000])} "
+                f"(columns: {column_list(columns)})",
             )
         for i, feat in enumerate(data.get("features") or []):
-            if feat not in columns:
+            if feat not in position:
                 col.add(
                     ("data", "features", i),
-                    f"no column {feat!r} in {file.name}{did_you_mean(feat, columns)}",
+                    f"no column {feat!r} in {file.name}{did_you_mean(feat, columns[:1000])}",
                 )
             elif feat == data.get("target"):
                 col.add(
@@ -992,11 +1148,15 @@ def _check_data_file(kind: str, data: dict[str, Any], col: _Collector) -> None:
                     "target leaks the answer into the inputs",
                 )
     else:
-        import zipfile
-
         try:
             with zipfile.ZipFile(file) as zf:
                 arrays = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+                read = {
+                    key: _npy_header(zf, f"{data[key]}.npy")
+                    for key in ("x_key", "y_key")
+                    if data.get(key) in arrays
+                }
+                headers = {key: h for key, h in read.items() if h is not None}
         except (OSError, zipfile.BadZipFile) as e:
             col.add(ppath, f"{file} is not a readable .npz file: {e}")
             return
@@ -1008,6 +1168,43 @@ def _check_data_file(kind: str, data: dict[str, Any], col: _Collector) -> None:
                     f"{did_you_mean(data[key], arrays)} "
                     f"(arrays: {', '.join(arrays) or 'none'})",
                 )
+        for key, (shape, dtype) in headers.items():
+            problem = npz_array_problem(data[key], shape, dtype)
+            if problem:
+                col.add(("data", key), f"{file.name}: {problem}")
+            elif key == "x_key" and len(shape) in (1, 2):
+                col.input_features = shape[1] if len(shape) == 2 else 1
+
+
+def _npy_header(zf: Any, member: str) -> tuple[tuple[int, ...], Any] | None:
+    """The shape and dtype of one array of an .npz, from its header (the data is not read);
+    None when the header is unreadable (loading the data names that)."""
+    import numpy as np
+
+    fmt = np.lib.format
+    try:
+        with zf.open(member) as fh:
+            version = fmt.read_magic(fh)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _fortran, dtype = read(fh)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    return tuple(shape), dtype
+
+
+def npz_array_problem(key: str, shape: tuple[int, ...], dtype: Any) -> str | None:
+    """What makes an .npz array unusable as data, from its shape and dtype alone."""
+    if dtype.kind == "c":
+        return (
+            f"array {key!r} is complex ({dtype}); weightlab trains on real numbers "
+            "(its imaginary part would be dropped); save the real part, or both parts as features"
+        )
+    size = math.prod(shape)
+    if size > MAX_DATA_VALUES:
+        return (
+            f"array {key!r} holds {size:,} values; a dataset may hold at most {MAX_DATA_VALUES:,}"
+        )
+    return None
 
 
 def keras_refs(spec: RunSpec) -> list[tuple[Path, str, Any]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from weightlab.config import MAX_DATA_VALUES, column_list
 from weightlab.errors import DataError
 
 
@@ -180,8 +181,26 @@ def _csv(
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             header = [h.strip() for h in next(reader, [])]
+            position: dict[str, int] = {}  # one pass: linear in the number of columns
+            for i, name in enumerate(header):
+                if name in position:
+                    raise DataError(
+                        f"{path}:1: the column name {name!r} is in the header twice (columns "
+                        f"{position[name] + 1} and {i + 1}); rename one of them"
+                    )
+                position[name] = i
             # (line number, row); blank lines (a trailing empty line, say) are not rows.
-            rows = [(reader.line_num, row) for row in reader if row]
+            rows = []
+            cells = 0
+            for row in reader:
+                if row:
+                    cells += len(row)
+                    if cells > MAX_DATA_VALUES:  # bounded before the whole file is in memory
+                        raise DataError(
+                            f"{path}:{reader.line_num}: more than {MAX_DATA_VALUES:,} values; "
+                            "a dataset may hold at most that many"
+                        )
+                    rows.append((reader.line_num, row))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"{path}: cannot read the CSV file: {e}") from None
     if not header:
@@ -189,12 +208,12 @@ def _csv(
     target = data["target"]
     features = data.get("features") or [h for h in header if h != target]
     for col_name in [target, *features]:
-        if col_name not in header:
-            raise DataError(f"{path}: no column {col_name!r} (columns: {', '.join(header)})")
+        if col_name not in position:
+            raise DataError(f"{path}: no column {col_name!r} (columns: {column_list(header)})")
     if not features:
         raise DataError(f"{path}: no feature columns: the header holds only the target {target!r}")
-    cols = [header.index(f) for f in features]
-    t = header.index(target)
+    cols = [position[f] for f in features]
+    t = position[target]
     x = np.empty((len(rows), len(cols)), dtype=np.float64)
     y = np.empty(len(rows), dtype=np.float64)
     for i, (line, row) in enumerate(rows):
@@ -232,12 +251,23 @@ def _npz(
     path = Path(data["path"])
     try:
         with np.load(path, allow_pickle=False) as npz:
+            for key in (data["x_key"], data["y_key"]):
+                size = _npz_size(npz, key) if key in npz.files else 0
+                if size > MAX_DATA_VALUES:
+                    raise DataError(
+                        f"{path}: array {key!r} holds {size:,} values; a dataset may hold at "
+                        f"most {MAX_DATA_VALUES:,}"
+                    )
             x, y = npz[data["x_key"]], npz[data["y_key"]]
     except (OSError, KeyError, ValueError) as e:
         raise DataError(
             f"{path}: cannot read arrays {data['x_key']!r} and {data['y_key']!r}: {e}"
         ) from None
     for key, arr in ((data["x_key"], x), (data["y_key"], y)):
+        if arr.dtype.kind == "c":  # numpy would drop the imaginary part with only a warning
+            raise DataError(
+                f"{path}: array {key!r} is complex ({arr.dtype}); weightlab trains on real numbers"
+            )
         if not np.issubdtype(arr.dtype, np.number):
             raise DataError(f"{path}: array {key!r} must be numeric; got dtype {arr.dtype}")
         if np.issubdtype(arr.dtype, np.inexact) and not np.isfinite(arr).all():
@@ -264,6 +294,16 @@ def _npz(
         if y.ndim == 1:
             y = y.reshape(-1, 1)
     return x.astype(np.float64), y, {}
+
+
+def _npz_size(npz: Any, key: str) -> int:
+    """The number of values of one array of an open .npz, from its header alone."""
+    with npz.zip.open(f"{key}.npy") as fh:
+        version = np.lib.format.read_magic(fh)
+        fmt = np.lib.format
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape = read(fh)[0]
+    return int(np.prod(shape, dtype=np.int64)) if shape else 1
 
 
 _LOADERS = {

@@ -67,6 +67,14 @@ CREATE INDEX IF NOT EXISTS runs_started ON runs(started_at);
 """
 
 
+def _sql_int(value: Any) -> int | None:
+    """``value`` if SQLite can hold it as an INTEGER, else NULL: one run.json's oversized seed
+    (``18446744073709551616``) must not break the index for every other run."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    return None
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -198,7 +206,7 @@ class Store:
                 record["id"],
                 record["experiment"],
                 record["batch"],
-                record.get("seed"),
+                _sql_int(record.get("seed")),
                 record["status"],
                 record["started_at"],
                 jsonio.dumps(cached),
@@ -386,6 +394,11 @@ class Store:
         return sorted(chosen.values(), key=lambda r: (r["started_at"], r["id"]), reverse=True)
 
     def _match(self, sel: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not sel.strip():  # '' is a prefix of every id: it would select every run
+            raise UsageError(
+                f"an empty selector {sel!r} selects nothing; give a run id, 'latest', a batch "
+                "id or an experiment name (or no selector at all)"
+            )
         if sel == "latest":
             return records[:1]
         exact = [r for r in records if r["id"] == sel]

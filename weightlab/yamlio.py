@@ -7,7 +7,9 @@ booleans, and silently keeps the last of two duplicate keys. weightlab follows Y
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from typing import Any
 
 import yaml
@@ -22,33 +24,123 @@ def dotted(path: Path) -> str:
     return ".".join(str(p) for p in path)
 
 
+# A config is a few hundred bytes of a handful of keys. These bounds keep a hostile or mistaken
+# file (`/dev/zero`, a billion-laughs alias bomb, nesting 1000 deep) from taking the memory, the
+# time or the Python stack: each is refused as a config error, before it is built.
+MAX_BYTES = 1_000_000  # the size of a config file (or a command-line value)
+MAX_DEPTH = 64  # lists and mappings inside each other, aliases followed
+MAX_VALUES = 100_000  # keys, values and items in all, every alias counted as what it expands to
+
+
+class _Refused(Exception):
+    """A document over one of the bounds above, found while composing it."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans and floats (see module docstring)."""
+    """SafeLoader with YAML 1.2 booleans and floats (see module docstring), and the bounds above.
+
+    PyYAML's composer shares an anchored node wherever it is aliased, so the document is a graph
+    whose expanded size can be exponential in the file's; the expanded size and depth of every
+    node are counted as it is composed (once per node), and an alias to a node still being
+    composed (``&a [*a]``) is a cycle.
+    """
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+        self._expanded: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            target = self.anchors.get(event.anchor)
+            if target is not None and id(target) not in self._expanded:
+                raise _Refused(
+                    event.start_mark.line + 1,
+                    f"the alias *{event.anchor} refers to the list or mapping that contains it; "
+                    "a value cannot contain itself",
+                )
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _Refused(
+                    mark.line + 1, f"nested more than {MAX_DEPTH} lists or mappings deep"
+                )
+            node: Any = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        children: list[Any] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        values, depth = 1, 1
+        for child in children:
+            v, d = self._expanded[id(child)]
+            values += v
+            depth = max(depth, d + 1)
+        if values > MAX_VALUES:
+            raise _Refused(
+                node.start_mark.line + 1,
+                f"this value expands to more than {MAX_VALUES} keys, values and items "
+                "(aliases counted as what they repeat); a config needs a few dozen",
+            )
+        if depth > MAX_DEPTH:
+            raise _Refused(
+                node.start_mark.line + 1,
+                f"nested more than {MAX_DEPTH} lists or mappings deep (aliases followed)",
+            )
+        self._expanded[id(node)] = (values, depth)
+        return node
 
 
-# Drop YAML 1.1's implicit resolvers for bool, float and timestamp (YAML 1.2's core schema has no
-# timestamps: `2024-01-05` is a string), then add YAML 1.2 core bool and float.
+# Drop YAML 1.1's implicit resolvers for bool, int, float and timestamp (YAML 1.2's core schema
+# has no timestamps: `2024-01-05` is a string), then add YAML 1.2 core bool, int and float.
+_YAML11_ONLY = (
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:timestamp",
+)
 _Loader.yaml_implicit_resolvers = {
-    first: [
-        (tag, rx)
-        for tag, rx in resolvers
-        if tag
-        not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")
-    ]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _YAML11_ONLY]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+# YAML 1.2 core: no `_` digit separators, no sexagesimal `1:30`, no YAML 1.1 octal `010` (which
+# is 10 in YAML 1.2; octal is written `0o10`), no `0b` binary.
 _FLOAT_12 = re.compile(
-    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    r"""^(?:[-+]?[0-9]+\.[0-9]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9]+(?:[eE][-+]?[0-9]+)
+    |[-+]?\.[0-9]+(?:[eE][-+]?[0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""",
     re.X,
 )
+_INT_12 = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", _INT_12, list("-+0123456789"))
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """A YAML 1.2 core integer: decimal (a leading zero too), ``0o`` octal or ``0x`` hex."""
+    text = str(loader.construct_scalar(node))
+    if not _INT_12.match(text):
+        raise ValueError(f"{text!r} is not a YAML 1.2 integer (digits, 0o.. or 0x..)")
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -60,6 +152,7 @@ class _Dumper(yaml.SafeDumper):
 
 
 _Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:int", _INT_12, list("-+0123456789"))
 
 # YAML 1.1 spellings that a 1.1 reader would have taken as booleans; used for a hint.
 YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
@@ -127,6 +220,11 @@ def load(text: str, source: str) -> tuple[Any, dict[Path, int]]:
     Raises:
         ConfigError: on a syntax error, a duplicate key or a tag that safe loading refuses.
     """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        raise ConfigError(
+            Problem(source, "", f"{size} bytes is more than a config may hold ({_LIMIT_TEXT})")
+        )
     try:
         loader = _Loader(text)  # the reader refuses control characters right here
     except yaml.reader.ReaderError as e:
@@ -142,6 +240,8 @@ def load(text: str, source: str) -> tuple[Any, dict[Path, int]]:
     try:
         try:
             node = loader.get_single_node()
+        except _Refused as e:
+            raise ConfigError(Problem(f"{source}:{e.line}", "", str(e))) from None
         except yaml.MarkedYAMLError as e:
             raise ConfigError(_yaml_problem(e, source)) from None
         except yaml.YAMLError as e:
@@ -162,6 +262,65 @@ def load(text: str, source: str) -> tuple[Any, dict[Path, int]]:
     finally:
         loader.dispose()
     return data, lines
+
+
+_LIMIT_TEXT = f"at most {MAX_BYTES:,} bytes"
+
+
+def read_file(path: str | os.PathLike[str], what: str = "config file") -> str:
+    """The text of a config file, read with a bound: at most :data:`MAX_BYTES` + 1 bytes.
+
+    A directory, a device (``/dev/zero``), a FIFO or a socket is refused before anything is read
+    from it (a FIFO is opened without waiting for a writer).
+
+    Raises:
+        ConfigError: the file is missing, not a regular file, too large, or not UTF-8.
+    """
+    src = os.fspath(path)
+    try:
+        fd = os.open(src, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ConfigError(Problem(src, "", f"{what} not found")) from None
+    except IsADirectoryError:
+        raise ConfigError(Problem(src, "", f"is a directory; expected a {what} (YAML)")) from None
+    except OSError as e:
+        raise ConfigError(Problem(src, "", f"cannot read the {what}: {e.strerror or e}")) from None
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ConfigError(Problem(src, "", f"is a directory; expected a {what} (YAML)"))
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a FIFO (named pipe)"
+                if stat.S_ISFIFO(mode)
+                else "a socket"
+                if stat.S_ISSOCK(mode)
+                else "a device"
+            )
+            raise ConfigError(
+                Problem(src, "", f"is {kind}, not a regular file; expected a {what} (YAML)")
+            )
+        try:
+            data = fh.read(MAX_BYTES + 1)
+        except OSError as e:
+            raise ConfigError(
+                Problem(src, "", f"cannot read the {what}: {e.strerror or e}")
+            ) from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(
+            Problem(src, "", f"the {what} is larger than a config may be ({_LIMIT_TEXT})")
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            Problem(
+                f"{src}:{line}",
+                "",
+                f"not UTF-8 text (byte 0x{data[e.start]:02x}); a config is a UTF-8 YAML file",
+            )
+        ) from None
 
 
 def _yaml_problem(e: yaml.MarkedYAMLError, source: str) -> Problem:
