@@ -21,7 +21,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from weightlab import expect as expectations
-from weightlab import yamlio
+from weightlab import paths, yamlio
 from weightlab.errors import ConfigError, Problem
 from weightlab.yamlio import Path, dotted
 
@@ -720,6 +720,9 @@ def load_experiment(
         ConfigError: listing every problem found, each with file, line and key.
     """
     src = os.fspath(path)
+    kind = paths.not_a_file(src)  # before opening: a FIFO would block, /dev/zero never end
+    if kind and kind != "not found":
+        raise ConfigError(Problem(src, "", f"the config file {kind}"))
     try:
         text = FsPath(src).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -958,8 +961,9 @@ def _resolve_data(raw: Any, col: _Collector, base_dir: FsPath, check_files: bool
 def _check_data_file(kind: str, data: dict[str, Any], col: _Collector) -> None:
     file = FsPath(data["path"])
     ppath: Path = ("data", "path")
-    if not file.is_file():
-        col.add(ppath, f"file not found: {file}")
+    wrong = paths.not_a_file(file)
+    if wrong:
+        col.add(ppath, f"file not found: {file}" if wrong == "not found" else f"{file} {wrong}")
         return
     if kind == "csv":
         try:

@@ -192,12 +192,7 @@ class _Sweep:
 
     def __post_init__(self) -> None:
         self.pending: deque[RunSpec] = deque(self.experiment.runs)
-        self.source: dict[str, Any] = {
-            "config": self.experiment.source,
-            "overrides": self.experiment.overrides,
-        }
-        if self.experiment.smoke:
-            self.source["smoke"] = True  # the runs' config.yaml hold the cut epochs and samples
+        self.source = sweep_source(self.experiment)
 
     def announce(self) -> None:
         self.emit(
@@ -258,6 +253,19 @@ class _Sweep:
     def result(self) -> SweepResult:
         records = [self.records[i] for i in sorted(self.records)]
         return SweepResult(self.batch, records, len(self.experiment.runs) - len(records))
+
+
+def sweep_source(experiment: Experiment) -> dict[str, Any]:
+    """A run's ``source``: the config path as given, its absolute path (``resume`` finds the file
+    from any folder), the overrides, and whether it was a smoke run."""
+    source: dict[str, Any] = {
+        "config": experiment.source,
+        "config_path": os.path.abspath(experiment.source),
+        "overrides": experiment.overrides,
+    }
+    if experiment.smoke:
+        source["smoke"] = True  # the runs' config.yaml hold the cut epochs and samples
+    return source
 
 
 def spec_record(

@@ -87,12 +87,14 @@ def _same_data(record: dict[str, Any], config: dict[str, Any]) -> Dataset:
 
 def _source_changes(record: dict[str, Any], config: dict[str, Any]) -> str:
     """Refuse when the config file the run came from now resolves differently; else a note."""
-    source = (record.get("source") or {}).get("config")
-    if not source or not Path(source).is_file():
+    origin = record.get("source") or {}
+    source = origin.get("config")  # as given, for messages; config_path is absolute
+    path = origin.get("config_path") or source  # older runs: relative to where they started
+    if not source or not path or not Path(path).is_file():
         return f"the source config {source or '(none)'} is gone; resuming with the run's own copy"
-    overrides = (record.get("source") or {}).get("overrides") or []
+    overrides = origin.get("overrides") or []
     try:
-        experiment = load_experiment(source, overrides)
+        experiment = load_experiment(path, overrides)
     except ConfigError as e:
         raise UsageError(
             f"run {record['id']} cannot be resumed: its config {source} changed and no longer "

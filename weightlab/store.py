@@ -761,6 +761,7 @@ class RunWriter(EpochSnapshots):
         store.runs_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=store.runs_dir))
         try:
+            tmp.chmod(0o777 & ~jsonio.umask())  # mkdtemp makes it 0700; follow the umask
             (tmp / "snapshots").mkdir()
             (tmp / "history.jsonl").touch()
             jsonio.atomic_write_bytes(tmp / "config.yaml", config_yaml)

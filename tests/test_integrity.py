@@ -1,0 +1,170 @@
+"""Issue 17: one owner per run, `check` that compares the record with the disk, exports that stay
+out of the store, messages that say what is on disk, and a resume that works from any folder.
+
+Without TensorFlow except where marked ``keras``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+from conftest import write_run
+
+from weightlab import jsonio
+from weightlab.cli import cli
+from weightlab.errors import UsageError
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def set_record(store, run_id: str, **fields) -> None:
+    path = store.run_dir(run_id) / "run.json"
+    jsonio.atomic_write_json(path, {**jsonio.read_json(path), **fields})
+
+
+CONFIG = (
+    "name: exp\ndata: {kind: linear, samples: 100, features: 2, offset: 5.0}\n"
+    "model: {layers: [{units: 3, activation: relu}, {units: 1, name: out}]}\n"
+    "train: {optimizer: sgd, loss: mse, metrics: [mae], epochs: 4, batch_size: 32}\n"
+)
+
+
+# ---- item 12: resume finds the config from any folder -------------------------------------------
+
+
+def test_the_source_records_the_config_as_given_and_its_absolute_path(tmp_path, monkeypatch):
+    from weightlab.config import load_experiment
+    from weightlab.executors import sweep_source
+
+    (tmp_path / "exp.yaml").write_text(CONFIG)
+    monkeypatch.chdir(tmp_path)
+    source = sweep_source(load_experiment("exp.yaml"))
+    assert source["config"] == "exp.yaml"
+    assert source["config_path"] == str(tmp_path / "exp.yaml")
+
+
+def test_resume_compares_the_config_from_another_folder(store, tmp_path, monkeypatch):
+    from weightlab import yamlio
+    from weightlab.config import load_experiment
+    from weightlab.resume import prepare
+
+    (tmp_path / "exp.yaml").write_text(CONFIG.replace("epochs: 4", "epochs: 3"))
+    resolved = load_experiment(tmp_path / "exp.yaml").runs[0].config
+    (tmp_path / "exp.yaml").write_text(CONFIG)  # train.epochs 4 now; the run trained 3
+    rec = write_run(store, status="interrupted")
+    (store.run_dir(rec["id"]) / "config.yaml").write_text(yamlio.dump(resolved))
+    (store.run_dir(rec["id"]) / "resume.npz").write_bytes(b"")
+    source = {"config": "exp.yaml", "config_path": str(tmp_path / "exp.yaml"), "overrides": []}
+    set_record(store, rec["id"], source=source)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(UsageError, match=r"exp.yaml changed since it started \(train.epochs: 3"):
+        prepare(store, rec["id"])
+    os.remove(tmp_path / "exp.yaml")
+    assert "the source config exp.yaml is gone" in prepare(store, rec["id"]).note
+
+
+# ---- item 4: exports stay out of the store ------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["{root}", "{root}/runs", "{root}/runs/{id}", "{root}/new/deep"])
+@pytest.mark.parametrize("to", ["csv", "tensorboard"])
+def test_export_refuses_a_target_inside_the_store(store, to, target):
+    rec = write_run(store)
+    before = sorted(p.relative_to(store.root) for p in store.root.rglob("*"))
+    out = target.format(root=store.root, id=rec["id"])
+    result = invoke("export", rec["id"], "--to", to, out)
+    assert result.exit_code == 2, result.output
+    assert "is inside the run store" in result.output and "Traceback" not in result.output
+    after = sorted(p.relative_to(store.root) for p in store.root.rglob("*"))
+    assert after == before, "nothing written into the store"
+    assert [r["id"] for r in store.select()] == [rec["id"]]
+
+
+def test_export_refuses_a_link_that_leads_into_the_store(store, tmp_path):
+    rec = write_run(store)
+    (tmp_path / "link").symlink_to(store.runs_dir)
+    result = invoke("export", rec["id"], "--to", "csv", str(tmp_path / "link"))
+    assert result.exit_code == 2 and "is inside the run store" in result.output
+
+
+def test_export_next_to_the_store_still_works(store, tmp_path):
+    rec = write_run(store)
+    result = invoke("export", rec["id"], "--to", "csv", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "history.csv").is_file()
+
+
+# ---- item 9: files follow the umask; paths named as what they are --------------------------------
+
+
+@pytest.mark.parametrize("mask", [0o002, 0o022, 0o077])
+def test_run_files_and_directories_follow_the_umask(store, mask):
+    import stat
+
+    from weightlab import jsonio as jio
+
+    old = os.umask(mask)
+    jio._UMASK = None
+    try:
+        rec = write_run(store, trajectory=True)
+    finally:
+        os.umask(old)
+        jio._UMASK = None
+    run_dir = store.run_dir(rec["id"])
+    modes = {
+        p.relative_to(run_dir).as_posix(): stat.S_IMODE(p.stat().st_mode)
+        for p in [run_dir, *run_dir.rglob("*")]
+    }
+    want_file, want_dir = 0o666 & ~mask, 0o777 & ~mask
+    for name, mode in modes.items():
+        is_dir = (run_dir / name).is_dir()
+        assert mode == (want_dir if is_dir else want_file), (name, oct(mode))
+    assert {"run.json", "config.yaml", "snapshots/epochs.npy", "."} <= set(modes)
+
+
+@pytest.mark.parametrize(
+    "path, kind", [("/dev/zero", "is a character device"), ("dir", "is a directory")]
+)
+def test_a_config_path_that_is_no_file_is_named_as_what_it_is(tmp_path, path, kind):
+    from weightlab.config import load_experiment
+    from weightlab.errors import ConfigError
+
+    if path == "dir":
+        path = str(tmp_path)
+    with pytest.raises(ConfigError, match=f"the config file {kind}, not a file"):
+        load_experiment(path)
+    result = invoke("validate", path)
+    assert result.exit_code == 2 and "not found" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_fifo_as_config_or_data_is_refused_without_waiting(tmp_path, write_config):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    linear = "{kind: linear, samples: 100, features: 2, offset: 5.0}"
+    data_cfg = write_config(CONFIG.replace(linear, "{kind: csv, path: /dev/zero, target: y}"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for target, said in [
+        (fifo, "is a named pipe (FIFO), not a file"),
+        (data_cfg, "/dev/zero is a character device, not a file"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-m", "weightlab", "validate", str(target)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert said in done.stderr and "Traceback" not in done.stderr
