@@ -40,7 +40,8 @@ def epoch_arrays(epoch: int, dtype=np.float32) -> dict[str, np.ndarray]:
 
 
 def config(**snapshots):
-    return {"name": "t", "seed": 0, "snapshots": {"every": "epoch", **snapshots}}
+    model = {"layers": [{"units": 1}]}  # a run's config.yaml is a valid config
+    return {"name": "t", "seed": 0, "model": model, "snapshots": {"every": "epoch", **snapshots}}
 
 
 def new_writer(store, **snapshots) -> RunWriter:

@@ -61,7 +61,10 @@ class StoreError(WeightlabError):
 
 
 class DamagedSnapshot(StoreError):
-    """A snapshot file cannot be read back (truncated, tampered, not numeric)."""
+    """A snapshot file cannot be read back (truncated, tampered, not numeric). Exit code 2, as
+    for any damaged run (:class:`weightlab.runfiles.DamagedRun`): the input is bad."""
+
+    exit_code = 2
 
     def __init__(self, message: str, reason: str):
         super().__init__(message)
