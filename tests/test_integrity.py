@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from conftest import write_run
 
 from weightlab import jsonio
+from weightlab.check import check
 from weightlab.cli import cli
 from weightlab.errors import UsageError
 
@@ -168,3 +169,135 @@ def test_a_fifo_as_config_or_data_is_refused_without_waiting(tmp_path, write_con
         )
         assert done.returncode == 2, done.stderr
         assert said in done.stderr and "Traceback" not in done.stderr
+
+
+# ---- item 3: check compares what run.json records with what is on disk --------------------------
+
+
+def _rows(d):
+    return (d / "history.jsonl").read_text().splitlines(keepends=True)
+
+
+def _nan_row(d):
+    import numpy as np
+
+    path = d / "snapshots" / "epochs.npy"
+    m = np.load(path, mmap_mode="r+")
+    m[2, 0] = np.nan
+    m.flush()
+    del m
+
+
+def _flip_a_bit(d):
+    path = d / "snapshots" / "epochs.npy"
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x10  # a finite float still: only the checksum can tell
+    path.write_bytes(bytes(data))
+
+
+def _replace_snapshots_by_a_file(d):
+    import shutil
+
+    shutil.rmtree(d / "snapshots")
+    (d / "snapshots").write_text("x")
+
+
+CHECK_FAULTS = {
+    "snapshots deleted": (
+        lambda d: __import__("shutil").rmtree(d / "snapshots"),
+        "snapshots/ is missing; run.json records 4 snapshots",
+    ),
+    "snapshots a file": (_replace_snapshots_by_a_file, "snapshots is not a directory"),
+    "history empty": (
+        lambda d: (d / "history.jsonl").write_text(""),
+        "run.json says completed 3/3, history.jsonl holds no epoch",
+    ),
+    "history truncated": (
+        lambda d: (d / "history.jsonl").write_text("".join(_rows(d)[:2])),
+        "run.json says completed 3/3, history.jsonl holds epochs 0..1",
+    ),
+    "NaN row": (_nan_row, "epochs.npy is damaged: epoch 2 holds non-finite values"),
+    "bit flip": (_flip_a_bit, "epoch 3 holds not what was written (CRC-32 differs)"),
+    "config truncated": (
+        lambda d: (d / "config.yaml").write_text(
+            "".join((d / "config.yaml").read_text().splitlines(True)[:26])
+        ),
+        "(missing: truncated?), run.json records",
+    ),
+    "config wrong type": (
+        lambda d: (d / "config.yaml").write_text(
+            (d / "config.yaml").read_text().replace("epochs: 3", "epochs: three")
+        ),
+        "train.epochs: expected an integer",
+    ),
+    "history wrong type": (
+        lambda d: (d / "history.jsonl").write_text(
+            "".join(_rows(d)[:2])
+            + _rows(d)[2].replace('"loss": ', '"loss": "abc", "x": ', 1)
+            + "".join(_rows(d)[3:])
+        ),
+        "history.jsonl line 3: loss is 'abc', expected a number",
+    ),
+    "snapshot bytes": (
+        lambda d: (d / "snapshots" / "layout.json").write_text(
+            (d / "snapshots" / "layout.json").read_text() + " "
+        ),
+        "snapshots: run.json records 4 snapshots of",
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", CHECK_FAULTS, ids=list(CHECK_FAULTS))
+def test_check_finds_what_the_record_and_the_disk_disagree_on(store, fault):
+    good = write_run(store, trajectory=True)
+    bad = write_run(store, seed=1, trajectory=True)
+    assert invoke("check").exit_code == 0
+    harm, reason = CHECK_FAULTS[fault]
+    harm(store.run_dir(bad["id"]))
+    result = invoke("check")
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert f"corrupt {bad['id']}" in " ".join(flat.split()) and reason in flat, result.output
+    assert good["id"] not in result.output
+
+
+def test_a_run_without_checksums_passes_with_a_note(store):
+    old = write_run(store, trajectory=True)
+    (store.run_dir(old["id"]) / "snapshots" / "epochs.crc32").unlink()  # as older versions wrote
+    report = check(store)
+    assert report["problems"] == 0
+    (note,) = [f for f in report["findings"] if f["kind"] == "note"]
+    assert "epochs.crc32 is missing (a run of an older weightlab)" in note["detail"]
+    assert invoke("check").exit_code == 0
+
+
+def test_a_continued_trajectory_fills_in_missing_checksums(store):
+    import numpy as np
+
+    from weightlab.trajectory import TrajectoryWriter, read_checksums, row_crc
+
+    rec = write_run(store, trajectory=True)
+    snaps = store.run_dir(rec["id"]) / "snapshots"
+    sums = (snaps / "epochs.crc32").read_bytes()
+    (snaps / "epochs.crc32").write_bytes(sums[:8])  # killed between a row and its checksum
+    TrajectoryWriter(snaps)
+    assert (snaps / "epochs.crc32").read_bytes() == sums
+    matrix = np.load(snaps / "epochs.npy")
+    assert read_checksums(snaps) == [row_crc(row) for row in matrix]
+
+
+def test_check_recommends_resume_only_when_resume_would_accept(store):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    rec = write_run(store, status="running")
+    set_record(store, rec["id"], pid=proc.pid, epochs_completed=1)
+    crashed = [f for f in check(store)["findings"] if f["kind"] == "crashed"]
+    assert "no resume.npz, so `weightlab resume` cannot continue it" in crashed[0]["detail"]
+    # the history committed 3 epochs before the kill: that is what the record reads
+    assert "after epoch 3" in crashed[0]["detail"]
+    (store.run_dir(rec["id"]) / "resume.npz").write_bytes(b"")
+    crashed = [f for f in check(store)["findings"] if f["kind"] == "crashed"]
+    assert crashed[0]["detail"].endswith(f"`weightlab resume {rec['id']}`")

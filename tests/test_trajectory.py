@@ -65,7 +65,8 @@ def new_writer(store, **snapshots) -> RunWriter:
 def test_a_trajectory_run_reads_back_exactly_like_an_npz_run(store):
     old = write_run(store, epochs=3)
     new = write_run(store, epochs=3, trajectory=True)  # the same random walk: same seed
-    assert sorted(p.name for p in snap_dir(store, new).iterdir()) == ["epochs.npy", "layout.json"]
+    names = sorted(p.name for p in snap_dir(store, new).iterdir())
+    assert names == ["epochs.crc32", "epochs.npy", "layout.json"]
     assert store.snapshot_epochs(new["id"]) == store.snapshot_epochs(old["id"]) == [0, 1, 2, 3]
     for epoch in range(4):
         a, b = store.snapshot(old["id"], epoch), store.snapshot(new["id"], epoch)
@@ -78,7 +79,8 @@ def test_a_trajectory_run_reads_back_exactly_like_an_npz_run(store):
     for missing in (4, -1):
         with pytest.raises(RunNotFound, match=rf"no snapshot for epoch {missing} \(epochs: 0..3\)"):
             store.snapshot(new["id"], missing)
-    on_disk = sum(p.stat().st_size for p in snap_dir(store, new).iterdir())
+    # the checksum file is bookkeeping, not a snapshot: run.json's bytes leave it out
+    on_disk = sum(p.stat().st_size for p in snap_dir(store, new).iterdir() if p.suffix != ".crc32")
     assert new["snapshots"]["bytes"] == on_disk and new["snapshots"]["count"] == 4
     assert snapshot_usage(snap_dir(store, new)) == (4, on_disk)
     assert check(store)["problems"] == 0
@@ -306,7 +308,9 @@ def test_the_dask_writer_ships_the_same_bytes(store):
         )
     here.close()
     shipped = away.collected()
-    assert set(shipped.files) == {"snapshots/epochs.npy", "snapshots/layout.json"}
+    assert set(shipped.files) == {
+        f"snapshots/{n}" for n in ("epochs.npy", "layout.json", "epochs.crc32")
+    }
     written = executors.write_collected(store, shipped)
     for name in ("epochs.npy", "layout.json"):
         assert (store.run_dir(written["id"]) / "snapshots" / name).read_bytes() == (

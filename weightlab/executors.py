@@ -45,6 +45,7 @@ from weightlab.store import (
     new_record,
     now_iso,
     npz_bytes,
+    snapshot_usage,
 )
 from weightlab.trajectory import TrajectoryWriter
 
@@ -314,6 +315,8 @@ def record_failure(
         history = store.history(run_id)
         record.update(stats.summarize(history))
         record["epochs_completed"] = max(0, len(history) - 1)
+        count, size = snapshot_usage(writer_dir / "snapshots")  # what `check` compares
+        record["snapshots"].update(count=count, bytes=size)
         flat = flatten(store.config(run_id))
     else:
         record = spec_record(spec, batch, data=data_info, versions={}, source=source)
