@@ -301,3 +301,132 @@ def test_check_recommends_resume_only_when_resume_would_accept(store):
     (store.run_dir(rec["id"]) / "resume.npz").write_bytes(b"")
     crashed = [f for f in check(store)["findings"] if f["kind"] == "crashed"]
     assert crashed[0]["detail"].endswith(f"`weightlab resume {rec['id']}`")
+
+
+# ---- item 1: one owner per run -------------------------------------------------------------------
+
+
+def resumable(store, **fields):
+    rec = write_run(store, status="interrupted")
+    (store.run_dir(rec["id"]) / "resume.npz").write_bytes(b"")
+    if fields:
+        set_record(store, rec["id"], **fields)
+    return rec
+
+
+def test_a_run_is_owned_by_one_lock_at_a_time(store):
+    from weightlab import runlock
+
+    rec = resumable(store)
+    run_dir = store.run_dir(rec["id"])
+    lock = runlock.acquire(run_dir, rec["id"], "resuming")
+    assert runlock.holder(run_dir / "run.lock")["pid"] == os.getpid()
+    with pytest.raises(runlock.RunBusy, match=rf"run {rec['id']} is in use: process {os.getpid()}"):
+        runlock.acquire(run_dir, rec["id"], "resuming")
+    lock.release()
+    assert not (run_dir / "run.lock").exists(), "a released lock leaves no file"
+    runlock.acquire(run_dir, rec["id"], "resuming").release()
+
+
+def test_resume_of_a_run_another_process_owns_is_refused_before_tensorflow(store, no_tensorflow):
+    import subprocess
+    import sys
+
+    rec = resumable(store)
+    hold = (
+        "import sys; from pathlib import Path; from weightlab import runlock\n"
+        f"lock = runlock.acquire(Path({str(store.run_dir(rec['id']))!r}), 'x', 'resuming')\n"
+        "print('held', flush=True); sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold],
+        env=no_tensorflow,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        done = subprocess.run(
+            [sys.executable, "-m", "weightlab", "resume", rec["id"], "--quiet"],
+            env=no_tensorflow,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        holder.communicate("", timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert f"run {rec['id']} is in use: process {holder.pid} on" in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr and "must not be imported" not in done.stderr
+    assert jsonio.read_json(store.run_dir(rec["id"]) / "run.json")["status"] == "interrupted"
+
+
+def test_a_lock_file_of_another_host_refuses_while_the_record_says_running(store):
+    import json
+
+    from weightlab.resume import prepare
+    from weightlab.runlock import RunBusy
+
+    rec = resumable(store)
+    other = {"pid": 4242, "host": "elsewhere", "started": "2026-12-02T10:00:00Z"}
+    (store.run_dir(rec["id"]) / "run.lock").write_text(json.dumps(other))
+    set_record(store, rec["id"], status="running", host="elsewhere", pid=4242)
+    with pytest.raises(RunBusy, match="process 4242 on elsewhere .*if it is gone, delete"):
+        prepare(store, rec["id"])
+    assert json.loads((store.run_dir(rec["id"]) / "run.lock").read_text()) == other, "kept"
+    set_record(store, rec["id"], status="interrupted")  # it ended there: a stale file only
+    plan = prepare(store, rec["id"])
+    assert plan.lock is not None and plan.lock.held
+    plan.release()
+
+
+def test_a_refused_resume_releases_the_lock(store):
+    from weightlab import runlock
+    from weightlab.resume import prepare
+
+    rec = write_run(store)  # completed: nothing to resume
+    with pytest.raises(UsageError, match="it completed all its epochs"):
+        prepare(store, rec["id"])
+    runlock.acquire(store.run_dir(rec["id"]), rec["id"], "resuming").release()
+
+
+@pytest.mark.keras
+def test_two_resumes_at_once_one_proceeds_and_nothing_is_lost(store):
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from test_lifecycle import start_run, wait_for_epochs
+
+    proc = start_run(store.root)
+    run_id = wait_for_epochs(store, proc, 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert store.get(run_id)["status"] == "crashed"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WEIGHTLAB_STORE": str(store.root)}
+    both = [
+        subprocess.Popen(
+            [sys.executable, "-m", "weightlab", "resume", run_id, "--quiet"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = [(p.wait(timeout=300), p.communicate()[1]) for p in both]
+    codes = sorted(code for code, _ in outcomes)
+    assert codes == [0, 2], outcomes
+    refused = next(err for code, err in outcomes if code == 2)
+    assert f"run {run_id}" in refused and "Traceback" not in refused
+    assert "is in use" in refused or "it completed all its epochs" in refused
+    record = store.get(run_id)
+    assert record["status"] == "completed" and record["epochs_completed"] == 6
+    assert [row["epoch"] for row in store.history(run_id)] == list(range(7))
+    assert store.snapshot_epochs(run_id) == list(range(7))
+    assert not (store.run_dir(run_id) / "error.txt").exists()
+    assert not (store.run_dir(run_id) / "run.lock").exists()
+    report = check(store)
+    assert report["problems"] == 0 and report["findings"] == [], report["findings"]

@@ -242,6 +242,7 @@ def test_resume_cuts_the_trajectory_and_rewrites_it_bit_for_bit(store):
         writer.append_epoch_snapshot(epoch, epoch_arrays(epoch))
     writer.write_snapshot("steps-0003.npz", {"step": np.arange(2), "x": np.zeros(2)})
     writer.close()
+    writer.lock.release()  # as the process that wrote it does when it ends
     snaps = writer.dir / "snapshots"
     full = (snaps / "epochs.npy").read_bytes()
     with open(snaps / "epochs.npy", "ab") as fh:

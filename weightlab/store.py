@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from weightlab import jsonio, lifecycle, runfiles, trajectory, yamlio
+from weightlab import jsonio, lifecycle, runfiles, runlock, trajectory, yamlio
 from weightlab.config import did_you_mean, flatten
 from weightlab.errors import ConfigError, DamagedSnapshot, RunNotFound, StoreError, UsageError
 from weightlab.runfiles import DamagedRun
@@ -841,8 +841,10 @@ class RunWriter(EpochSnapshots):
         self.record = record
         self.flat = flatten(config)
         self.compress = bool(config.get("snapshots", {}).get("compress", False))
+        self.lock: runlock.RunLock | None = None
         try:
             self.dir = self._create(store, record, yamlio.dump(config).encode())
+            self.lock = runlock.acquire(self.dir, self.id, "training")  # released when final
             self.epochs = None if self.compress else TrajectoryWriter(self.dir / "snapshots")
             self._history = (self.dir / "history.jsonl").open("a", encoding="utf-8")
         except OSError as e:
@@ -881,11 +883,20 @@ class RunWriter(EpochSnapshots):
         raise StoreError("could not allocate a run id")  # pragma: no cover
 
     @classmethod
-    def reopen(cls, store: Store, run_id: str) -> RunWriter:
-        """A writer for an existing run (``weightlab resume``); its record is read as written."""
+    def reopen(cls, store: Store, run_id: str, lock: runlock.RunLock | None = None) -> RunWriter:
+        """A writer for an existing run (``weightlab resume``); its record is read as written.
+
+        ``lock``: the run's lock, taken by :func:`weightlab.resume.prepare`; without it the
+        lock is taken here (:class:`~weightlab.runlock.RunBusy` when another process has it).
+        """
         self = cls.__new__(cls)
         self.store = store
+        self.lock = None
         self.record = store.stored_record(run_id)
+        if lock is None or not lock.held:
+            status = self.record["status"]
+            lock = runlock.acquire(store.run_dir(run_id), run_id, "resuming", status=status)
+        self.lock = lock
         config = store.config(run_id)
         self.flat = flatten(config)
         self.compress = bool(config.get("snapshots", {}).get("compress", False))
@@ -917,9 +928,16 @@ class RunWriter(EpochSnapshots):
         return str(self.record["id"])
 
     def save(self) -> None:
-        """Write run.json, then the index row (the index is only a cache of run.json)."""
-        jsonio.atomic_write_json(self.dir / "run.json", self.record)
-        self.store.index_run(self.record, self.flat)
+        """Write run.json, then the index row (the index is only a cache of run.json).
+
+        Once the record is final (not ``running``), the run's lock is released.
+        """
+        try:
+            jsonio.atomic_write_json(self.dir / "run.json", self.record)
+            self.store.index_run(self.record, self.flat)
+        finally:
+            if self.record.get("status") != "running" and self.lock is not None:
+                self.lock.release()
 
     def append_history(self, row: dict[str, Any]) -> None:
         self._history.write(jsonio.dumps(row) + "\n")

@@ -189,10 +189,13 @@ def resume_run(
     """Continue an interrupted or crashed run from its last completed epoch (see
     :func:`weightlab.resume.prepare`, which checked that it may)."""
     cfg, seed, dataset = plan.config, plan.record["seed"], plan.dataset
-    saved = state.load(plan.state)
-    writer = RunWriter.reopen(store, plan.run_id)
-    with lifecycle.stop_on_signals():
-        return _train(writer, cfg, seed, dataset, on_event or (lambda event: None), saved)
+    try:
+        saved = state.load(plan.state)
+        writer = RunWriter.reopen(store, plan.run_id, plan.lock)  # the lock prepare took
+        with lifecycle.stop_on_signals():
+            return _train(writer, cfg, seed, dataset, on_event or (lambda event: None), saved)
+    finally:
+        plan.release()  # released already once the record is final; this covers the rest
 
 
 def _train(
