@@ -155,7 +155,7 @@ def row_problem(row: Any) -> str | None:
     if not isinstance(row, dict):
         return f"holds {_got(row)}, expected an object"
     epoch = row.get("epoch")
-    if not (is_int(epoch) and epoch >= 0):
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
         return f"epoch is {_got(epoch)}, expected a whole number >= 0"
     for key, value in row.items():
         if key == "weights":

@@ -263,16 +263,16 @@ class Store:
         except OSError as e:
             raise StoreError(f"cannot list {self.runs_dir}: {e.strerror or e}") from None
         # scandir knows directories from the listing itself: no Path and no stat per run.
-        for e in entries:
-            if not _SAFE_ID.match(e.name):
+        for entry in entries:
+            if not _SAFE_ID.match(entry.name):
                 continue  # hidden .new-* directories (being created, or left by a killed writer)
             try:
-                if e.is_dir():
-                    dirs.add(e.name)
-                elif e.is_symlink():
-                    os.stat(e.path)  # raises for a loop; a link to a file is no run
+                if entry.is_dir():
+                    dirs.add(entry.name)
+                elif entry.is_symlink():
+                    os.stat(entry.path)  # raises for a loop; a link to a file is no run
             except OSError as err:
-                broken[e.name] = f"runs/{e.name} cannot be entered: {err.strerror or err}"
+                broken[entry.name] = f"runs/{entry.name} cannot be entered: {err.strerror or err}"
         return dirs, broken
 
     def _load(self, run_id: str) -> tuple[dict[str, Any], dict[str, Any]] | str:
