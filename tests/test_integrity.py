@@ -7,6 +7,7 @@ Without TensorFlow except where marked ``keras``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -430,3 +431,73 @@ def test_two_resumes_at_once_one_proceeds_and_nothing_is_lost(store):
     assert not (store.run_dir(run_id) / "run.lock").exists()
     report = check(store)
     assert report["problems"] == 0 and report["findings"] == [], report["findings"]
+
+
+# ---- item 9: a read-only store ------------------------------------------------------------------
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """``make(src)`` -> a read-only view of ``src``: a read-only bind mount (as root, where
+    permissions do not stop writes), else the same folder with write permission removed."""
+    import contextlib
+    import subprocess
+
+    mounts: list[Path] = []
+
+    def make(src: Path) -> Path:
+        if os.geteuid() != 0:
+            for p in [src, *src.rglob("*")]:
+                p.chmod(p.stat().st_mode & ~0o222)
+            return src
+        view = tmp_path / "read-only-view"
+        view.mkdir()
+        for cmd in (
+            ["mount", "--bind", str(src), str(view)],
+            ["mount", "-o", "remount,bind,ro", str(view)],
+        ):
+            if subprocess.run(cmd, capture_output=True).returncode != 0:
+                pytest.skip("cannot make a read-only mount here")
+            if cmd[1] == "--bind":
+                mounts.append(view)
+        return view
+
+    yield make
+    for view in mounts:
+        with contextlib.suppress(Exception):
+            subprocess.run(["umount", str(view)], check=True)
+
+
+def test_a_read_only_store_is_read_and_never_crashes_a_writer(store, read_only, no_tensorflow):
+    import subprocess
+    import sys
+
+    rec = write_run(store, trajectory=True)
+    assert invoke("check").exit_code == 0
+    view = read_only(store.root)
+    env = {**no_tensorflow, "WEIGHTLAB_STORE": str(view)}
+
+    def weightlab(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "weightlab", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    listed = weightlab("ls")
+    assert listed.returncode == 0 and rec["id"] in listed.stdout, listed.stderr
+    checked = weightlab("check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "index.sqlite cannot be read" not in checked.stdout
+    for args in (["reindex"], ["check", "--repair"]):
+        refused = weightlab(*args)
+        assert refused.returncode == 2, (args, refused.stdout, refused.stderr)
+        assert f"the store {view} is read-only here" in " ".join(refused.stderr.split())
+        assert "Traceback" not in refused.stderr
+    from conftest import CONFIGS
+
+    ran = weightlab("run", str(CONFIGS / "linear-regression.yaml"), "--quiet")
+    assert ran.returncode == 2 and "is read-only here" in ran.stderr, ran.stderr
+    assert "must not be imported" not in ran.stderr, "refused before TensorFlow is loaded"

@@ -140,6 +140,8 @@ def check(store: Store, *, repair: bool = False) -> dict[str, Any]:
         ``{"store", "runs", "findings": [{run, kind, detail}], "problems", "repaired"}`` where
         ``problems`` counts findings that are damage (crashed runs are notes).
     """
+    if repair and store.root.is_dir():
+        store.check_writable("a rebuilt index")  # refused before anything is read
     findings: list[Finding] = []
     runs_dir = store.runs_dir
     dirs = sorted(d.name for d in store.run_dirs())
@@ -154,7 +156,11 @@ def check(store: Store, *, repair: bool = False) -> dict[str, Any]:
                         "while creating it (never listed; safe to delete)",
                     )
                 )
+    broken = store.listing()[1] if runs_dir.is_dir() else {}
     for run_id in dirs:
+        if run_id in broken:
+            findings.append(Finding(run_id, "corrupt", broken[run_id]))
+            continue
         for kind, text in _inspect(store, run_id):
             findings.append(Finding(run_id, kind, text))
         findings += _leftovers(store.run_dir(run_id), run_id)

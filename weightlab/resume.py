@@ -57,6 +57,7 @@ def prepare(store: Store, selector: str) -> ResumePlan:
         RunBusy: another process owns the run (it is being trained or resumed).
     """
     run_id = store.get(selector)["id"]
+    store.check_writable(f"run {run_id}")
     stored = store.stored_record(run_id)
     lock = runlock.acquire(store.run_dir(run_id), run_id, "resuming", status=stored["status"])
     try:

@@ -39,7 +39,14 @@ from typing import IO, TYPE_CHECKING, Any
 
 from weightlab import jsonio, lifecycle, runfiles, runlock, trajectory, yamlio
 from weightlab.config import did_you_mean, flatten
-from weightlab.errors import ConfigError, DamagedSnapshot, RunNotFound, StoreError, UsageError
+from weightlab.errors import (
+    ConfigError,
+    DamagedSnapshot,
+    RunNotFound,
+    StoreError,
+    StoreReadOnly,
+    UsageError,
+)
 from weightlab.runfiles import DamagedRun
 from weightlab.trajectory import TRAJECTORY, TrajectoryWriter
 
@@ -223,11 +230,39 @@ class Store:
         with self._db(write=True) as con:
             self._upsert(con, record, flat_config)
 
-    def reindex(self) -> int:
-        """Rebuild the index from the run directories. Returns the number of runs indexed."""
+    def check_writable(self, what: str) -> None:
+        """Refuse, before any work, a store this process cannot write into.
+
+        Raises:
+            StoreReadOnly: the store (or the folder it would be made in) is not writable.
+        """
+        probe = self.root
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent  # a new store: the folder it will be created in
+        paths = [probe] + [p for p in (self.runs_dir, self.index_path) if p.exists()]
+        for path in paths:
+            if not os.access(path, os.W_OK):
+                raise StoreReadOnly(
+                    f"the store {self.root} is read-only here ({path} cannot be written), so "
+                    f"{what} cannot be written; `ls`, `show`, `compare` and `check` still read it"
+                )
+
+    def reindex(self, skipped: list[tuple[str, str]] | None = None) -> int:
+        """Rebuild the index from the run directories. Returns the number of runs indexed.
+
+        Args:
+            skipped: filled with ``(run id, reason)`` for each damaged run left out.
+
+        Raises:
+            StoreReadOnly: the store cannot be written.
+        """
+        self.check_writable("the index")
         self.root.mkdir(parents=True, exist_ok=True)
-        loaded = [self._load(d.name) for d in self.run_dirs()]
+        names = [d.name for d in self.run_dirs()]
+        loaded = [self._load(name) for name in names]
         rows = [r for r in loaded if not isinstance(r, str)]
+        if skipped is not None:
+            skipped += [(n, r) for n, r in zip(names, loaded, strict=True) if isinstance(r, str)]
         try:
             self._write_index(rows)
         except StoreError:
@@ -248,10 +283,10 @@ class Store:
 
     def run_dirs(self) -> list[Path]:
         """Every run directory (hidden ones, being created or left by a killed writer, skipped)."""
-        dirs, broken = self._listing()
+        dirs, broken = self.listing()
         return [self.runs_dir / name for name in sorted(dirs | set(broken))]
 
-    def _listing(self) -> tuple[set[str], dict[str, str]]:
+    def listing(self) -> tuple[set[str], dict[str, str]]:
         """The names of the run directories, and of run-named entries that cannot be entered
         (a symbolic link loop, a dangling link), each with the reason."""
         dirs: set[str] = set()
@@ -296,7 +331,7 @@ class Store:
         if not self.runs_dir.is_dir():
             return []
         base = str(self.runs_dir)
-        on_disk, broken = self._listing()
+        on_disk, broken = self.listing()
         try:
             with self._db() as con:
                 rows = con.execute("SELECT id, status, record, config FROM runs").fetchall()
