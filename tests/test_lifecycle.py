@@ -258,7 +258,7 @@ def test_resume_refuses_a_changed_config_file(store, write_config):
         "train: {optimizer: sgd, loss: mse, metrics: [mae], epochs: 4, batch_size: 32}\n"
     )
     rec = resumable(store, source={"config": str(path), "overrides": []})
-    with pytest.raises(UsageError, match=r"changed since it started \(train.epochs: 3 -> 4;"):
+    with pytest.raises(UsageError, match=r"changed since it started \(train.epochs: 3 -> 4[;)]"):
         prepare(store, rec["id"])
     result = invoke("resume", rec["id"])
     assert result.exit_code == 2 and "train.epochs: 3 -> 4" in result.output

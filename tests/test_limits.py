@@ -170,7 +170,10 @@ def test_a_config_over_a_megabyte_is_refused(write_config) -> None:
 
 @pytest.mark.parametrize(
     ("path", "message"),
-    [("/dev/zero", "is a device, not a regular file"), ("/dev/null", "is a device")],
+    [
+        ("/dev/zero", "the config file is a character device, not a file"),
+        ("/dev/null", "is a character device"),
+    ],
 )
 def test_a_device_is_refused_without_reading_it(path: str, message: str) -> None:
     code, out = invoke("validate", path)
@@ -185,7 +188,7 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     code, out = invoke("validate", str(fifo))
     assert code == 2
-    assert f"{fifo}: is a FIFO (named pipe), not a regular file" in out
+    assert f"{fifo}: the config file is a named pipe (FIFO), not a file" in out
 
 
 def test_a_planted_alias_bomb_in_the_store_is_a_clear_error(store_dir: Path) -> None:

@@ -54,7 +54,7 @@ def test_statuses_and_batch(bias_runs):
 def test_snapshot_count_is_epochs_plus_one(bias_runs):
     store, records = bias_runs
     for r in records:
-        assert snapshot_files(store, r["id"]) == ["epochs.npy", "layout.json"]
+        assert snapshot_files(store, r["id"]) == ["epochs.crc32", "epochs.npy", "layout.json"]
         assert store.snapshot_epochs(r["id"]) == [0, 1, 2, 3]
         matrix = np.load(store.run_dir(r["id"]) / "snapshots" / "epochs.npy", mmap_mode="r")
         assert matrix.shape == (4, sum(a.size for a in store.snapshot(r["id"], 0).values()))

@@ -40,7 +40,8 @@ def epoch_arrays(epoch: int, dtype=np.float32) -> dict[str, np.ndarray]:
 
 
 def config(**snapshots):
-    return {"name": "t", "seed": 0, "snapshots": {"every": "epoch", **snapshots}}
+    model = {"layers": [{"units": 1}]}  # a run's config.yaml is a valid config
+    return {"name": "t", "seed": 0, "model": model, "snapshots": {"every": "epoch", **snapshots}}
 
 
 def new_writer(store, **snapshots) -> RunWriter:
@@ -64,7 +65,8 @@ def new_writer(store, **snapshots) -> RunWriter:
 def test_a_trajectory_run_reads_back_exactly_like_an_npz_run(store):
     old = write_run(store, epochs=3)
     new = write_run(store, epochs=3, trajectory=True)  # the same random walk: same seed
-    assert sorted(p.name for p in snap_dir(store, new).iterdir()) == ["epochs.npy", "layout.json"]
+    names = sorted(p.name for p in snap_dir(store, new).iterdir())
+    assert names == ["epochs.crc32", "epochs.npy", "layout.json"]
     assert store.snapshot_epochs(new["id"]) == store.snapshot_epochs(old["id"]) == [0, 1, 2, 3]
     for epoch in range(4):
         a, b = store.snapshot(old["id"], epoch), store.snapshot(new["id"], epoch)
@@ -77,7 +79,8 @@ def test_a_trajectory_run_reads_back_exactly_like_an_npz_run(store):
     for missing in (4, -1):
         with pytest.raises(RunNotFound, match=rf"no snapshot for epoch {missing} \(epochs: 0..3\)"):
             store.snapshot(new["id"], missing)
-    on_disk = sum(p.stat().st_size for p in snap_dir(store, new).iterdir())
+    # the checksum file is bookkeeping, not a snapshot: run.json's bytes leave it out
+    on_disk = sum(p.stat().st_size for p in snap_dir(store, new).iterdir() if p.suffix != ".crc32")
     assert new["snapshots"]["bytes"] == on_disk and new["snapshots"]["count"] == 4
     assert snapshot_usage(snap_dir(store, new)) == (4, on_disk)
     assert check(store)["problems"] == 0
@@ -239,6 +242,7 @@ def test_resume_cuts_the_trajectory_and_rewrites_it_bit_for_bit(store):
         writer.append_epoch_snapshot(epoch, epoch_arrays(epoch))
     writer.write_snapshot("steps-0003.npz", {"step": np.arange(2), "x": np.zeros(2)})
     writer.close()
+    writer.lock.release()  # as the process that wrote it does when it ends
     snaps = writer.dir / "snapshots"
     full = (snaps / "epochs.npy").read_bytes()
     with open(snaps / "epochs.npy", "ab") as fh:
@@ -305,7 +309,9 @@ def test_the_dask_writer_ships_the_same_bytes(store):
         )
     here.close()
     shipped = away.collected()
-    assert set(shipped.files) == {"snapshots/epochs.npy", "snapshots/layout.json"}
+    assert set(shipped.files) == {
+        f"snapshots/{n}" for n in ("epochs.npy", "layout.json", "epochs.crc32")
+    }
     written = executors.write_collected(store, shipped)
     for name in ("epochs.npy", "layout.json"):
         assert (store.run_dir(written["id"]) / "snapshots" / name).read_bytes() == (

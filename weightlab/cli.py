@@ -146,11 +146,26 @@ def _finite(option: str, value: float) -> float:
 
 
 def _selected(store: Store, selectors: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The runs the selectors name, or the latest batch's; an empty store is an error."""
+    """The runs the selectors name, or the latest batch's; an empty store is an error.
+
+    Damaged runs are left out, each named on stderr with the reason (``weightlab check`` says
+    more); when every selected run is damaged, that is the error (exit 2).
+    """
     records = store.select(selectors, default="latest-batch")
     if not records:
         raise WeightlabError(f"no runs in {store.root} yet; start one with `weightlab run CONFIG`")
-    return records
+    readable = []
+    for r in store.verified(records):
+        if r["status"] == "corrupt":
+            _err().print(f"skipped {r['id']}: corrupt: {r['error']}", soft_wrap=True)
+        else:
+            readable.append(r)
+    if not readable:
+        from weightlab.errors import UsageError
+
+        which = records[0]["id"] if len(records) == 1 else f"all {len(records)} selected runs"
+        raise UsageError(f"{which}: damaged (said above); `weightlab check` lists every problem")
+    return readable
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -274,6 +289,7 @@ def run(
             console.print(plan)
         return
     store = Store.open(store_path)
+    store.check_writable("new runs")  # before TensorFlow is loaded
     err = _err()
     from weightlab.progress import RunProgress  # rich.progress is only needed here
 
@@ -417,6 +433,11 @@ def show(run_selector: str, every: int, follow: bool, store_path: str | None, fm
     store = Store.open(store_path)
     record = store.get(run_selector, live=True)
     history = store.history(record["id"])
+    damage = store.history_damage(record["id"])
+    if damage and record["status"] != "running":  # a live run's history may be missing yet
+        from weightlab.runfiles import DamagedRun
+
+        raise DamagedRun(record["id"], damage)
     config = store.config(record["id"])
     if fmt == "json":
         if follow:
@@ -730,7 +751,10 @@ def reindex(store_path: str | None) -> None:
     """
     store = Store.open(store_path)
     start = time.perf_counter()
-    n = store.reindex()
+    skipped: list[tuple[str, str]] = []
+    n = store.reindex(skipped)
+    for run_id, reason in skipped:
+        _out().print(f"skipped {run_id}: corrupt: {reason}", soft_wrap=True)
     _out().print(
         f"indexed {n} run{'s' if n != 1 else ''} in {store.root} "
         f"({time.perf_counter() - start:.2f} s)"

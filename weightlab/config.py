@@ -22,7 +22,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from weightlab import expect as expectations
-from weightlab import yamlio
+from weightlab import paths, yamlio
 from weightlab.errors import ConfigError, Problem
 from weightlab.yamlio import Path, dotted
 
@@ -1102,8 +1102,9 @@ def column_list(columns: Sequence[str], most: int = 20) -> str:
 def _check_data_file(kind: str, data: dict[str, Any], col: _Collector) -> None:
     file = FsPath(data["path"])
     ppath: Path = ("data", "path")
-    if not file.is_file():
-        col.add(ppath, f"file not found: {file}")
+    wrong = paths.not_a_file(file)
+    if wrong:
+        col.add(ppath, f"file not found: {file}" if wrong == "not found" else f"{file} {wrong}")
         return
     if kind == "csv":
         try:

@@ -60,8 +60,17 @@ class StoreError(WeightlabError):
     """The run store cannot be read or written."""
 
 
+class StoreReadOnly(StoreError):
+    """A command that writes was given a store it cannot write. Exit code 2, before any work."""
+
+    exit_code = 2
+
+
 class DamagedSnapshot(StoreError):
-    """A snapshot file cannot be read back (truncated, tampered, not numeric)."""
+    """A snapshot file cannot be read back (truncated, tampered, not numeric). Exit code 2, as
+    for any damaged run (:class:`weightlab.runfiles.DamagedRun`): the input is bad."""
+
+    exit_code = 2
 
     def __init__(self, message: str, reason: str):
         super().__init__(message)

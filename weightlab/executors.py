@@ -45,6 +45,7 @@ from weightlab.store import (
     new_record,
     now_iso,
     npz_bytes,
+    snapshot_usage,
 )
 from weightlab.trajectory import TrajectoryWriter
 
@@ -192,12 +193,7 @@ class _Sweep:
 
     def __post_init__(self) -> None:
         self.pending: deque[RunSpec] = deque(self.experiment.runs)
-        self.source: dict[str, Any] = {
-            "config": self.experiment.source,
-            "overrides": self.experiment.overrides,
-        }
-        if self.experiment.smoke:
-            self.source["smoke"] = True  # the runs' config.yaml hold the cut epochs and samples
+        self.source = sweep_source(self.experiment)
 
     def announce(self) -> None:
         self.emit(
@@ -260,6 +256,19 @@ class _Sweep:
         return SweepResult(self.batch, records, len(self.experiment.runs) - len(records))
 
 
+def sweep_source(experiment: Experiment) -> dict[str, Any]:
+    """A run's ``source``: the config path as given, its absolute path (``resume`` finds the file
+    from any folder), the overrides, and whether it was a smoke run."""
+    source: dict[str, Any] = {
+        "config": experiment.source,
+        "config_path": os.path.abspath(experiment.source),
+        "overrides": experiment.overrides,
+    }
+    if experiment.smoke:
+        source["smoke"] = True  # the runs' config.yaml hold the cut epochs and samples
+    return source
+
+
 def spec_record(
     spec: RunSpec,
     batch: str,
@@ -306,6 +315,8 @@ def record_failure(
         history = store.history(run_id)
         record.update(stats.summarize(history))
         record["epochs_completed"] = max(0, len(history) - 1)
+        count, size = snapshot_usage(writer_dir / "snapshots")  # what `check` compares
+        record["snapshots"].update(count=count, bytes=size)
         flat = flatten(store.config(run_id))
     else:
         record = spec_record(spec, batch, data=data_info, versions={}, source=source)

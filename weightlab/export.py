@@ -44,6 +44,7 @@ def export(
     if to not in TARGETS:
         raise UsageError(f"--to {to!r}: expected one of {', '.join(TARGETS)}")
     out = Path(directory)
+    outside_store(store, out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         if to == "csv":
@@ -51,6 +52,21 @@ def export(
         return to_tensorboard(store, records, out)
     except OSError as e:
         raise WeightlabError(f"cannot write the export into {out}: {e.strerror or e}") from None
+
+
+def outside_store(store: Store, path: Path) -> None:
+    """Refuse a target inside the store (or the store itself): a folder under ``runs/`` would be
+    listed as a damaged run, and would win selectors over the experiment of its name.
+
+    Raises:
+        UsageError: ``path`` resolves (symbolic links followed) to the store or inside it.
+    """
+    root, target = store.root.resolve(), path.resolve()
+    if target == root or root in target.parents:
+        raise UsageError(
+            f"export target {path} is inside the run store {store.root}: exported files there "
+            "would be read as runs; choose a directory outside the store"
+        )
 
 
 def csv_rows(store: Store, records: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
@@ -128,6 +144,7 @@ def to_tensorboard(store: Store, records: list[dict[str, Any]], out: Path) -> di
     files = []
     for r in records:
         logdir = run_logdir(out, r)
+        outside_store(store, logdir)  # DIR/<experiment>/<id> may reach into a store below DIR
         logdir.mkdir(parents=True, exist_ok=True)
         for old in logdir.glob("events.out.tfevents.*"):
             old.unlink()

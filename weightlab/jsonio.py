@@ -66,6 +66,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object], *, fsync: boo
     """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes it 0600: a shared store needs the umask's
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -77,6 +78,18 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object], *, fsync: boo
         Path(tmp).unlink(missing_ok=True)
         raise
     return size
+
+
+def umask() -> int:
+    """This process's umask (read by setting it, so read once: the umask rarely changes)."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+_UMASK: int | None = None
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

@@ -113,7 +113,10 @@ def scan(run_dir: str, record: dict[str, Any] | None = None) -> tuple[list[int] 
         return None, f"cannot read the run directory: {e.strerror or e}"
     if "run.json" not in entries:
         return None, "run.json is missing"
-    st = entries["run.json"].stat()
+    try:
+        st = entries["run.json"].stat()
+    except OSError as e:  # a link loop, a link to nowhere
+        return None, f"cannot read run.json: {e.strerror or e}"
     signature = [st.st_size, st.st_mtime_ns]
     if st.st_size == 0:
         return signature, "run.json is empty"

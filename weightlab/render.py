@@ -497,7 +497,7 @@ def check_report(report: dict[str, Any]) -> RenderableType:
     lines: list[RenderableType] = []
     for f in report["findings"]:
         who = f"{f['run']}: " if f["run"] else ""
-        style = "yellow" if f["kind"] in ("crashed", "leftover") else "red"
+        style = "yellow" if f["kind"] in ("crashed", "leftover", "note") else "red"
         lines.append(Text(f"{f['kind']:<12} {who}{f['detail']}", style=style))
     runs = f"{report['runs']} run{'s' if report['runs'] != 1 else ''}"
     if report["problems"]:

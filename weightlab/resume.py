@@ -8,11 +8,11 @@ one that was never stopped.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from weightlab import lifecycle
+from weightlab import lifecycle, runlock
 from weightlab.config import flatten, load_experiment, short_value
 from weightlab.errors import ConfigError, UsageError
 from weightlab.store import Store
@@ -32,6 +32,12 @@ class ResumePlan:
     state: Path
     dataset: Dataset
     note: str = ""  # e.g. that the source config could not be compared
+    lock: runlock.RunLock | None = field(default=None, repr=False)  # held while it resumes
+
+    def release(self) -> None:
+        """Drop the run's lock (the writer releases it once the run's record is final)."""
+        if self.lock is not None:
+            self.lock.release()
 
     @property
     def run_id(self) -> str:
@@ -41,12 +47,30 @@ class ResumePlan:
 def prepare(store: Store, selector: str) -> ResumePlan:
     """Check that the run ``selector`` names can be resumed.
 
+    The run's lock is taken first (:mod:`weightlab.runlock`) and held by the plan, so that
+    what is checked here stays true until the run is resumed: of two ``resume`` at once, one
+    proceeds and the other is refused.
+
     Raises:
         UsageError: the run finished, is still running, has no resume state, or its config
             changed since it started (the message names the keys).
+        RunBusy: another process owns the run (it is being trained or resumed).
     """
-    record = store.get(selector)
-    run_id = record["id"]
+    run_id = store.get(selector)["id"]
+    store.check_writable(f"run {run_id}")
+    stored = store.stored_record(run_id)
+    lock = runlock.acquire(store.run_dir(run_id), run_id, "resuming", status=stored["status"])
+    try:
+        plan = _prepare(store, run_id)
+    except BaseException:
+        lock.release()
+        raise
+    plan.lock = lock
+    return plan
+
+
+def _prepare(store: Store, run_id: str) -> ResumePlan:
+    record = store.record(run_id)  # read again under the lock: the status is current
     if record["status"] not in lifecycle.RESUMABLE:
         hint = {
             "running": "its process is still alive (pid {pid} on {host})",
@@ -87,12 +111,14 @@ def _same_data(record: dict[str, Any], config: dict[str, Any]) -> Dataset:
 
 def _source_changes(record: dict[str, Any], config: dict[str, Any]) -> str:
     """Refuse when the config file the run came from now resolves differently; else a note."""
-    source = (record.get("source") or {}).get("config")
-    if not source or not Path(source).is_file():
+    origin = record.get("source") or {}
+    source = origin.get("config")  # as given, for messages; config_path is absolute
+    path = origin.get("config_path") or source  # older runs: relative to where they started
+    if not source or not path or not Path(path).is_file():
         return f"the source config {source or '(none)'} is gone; resuming with the run's own copy"
-    overrides = (record.get("source") or {}).get("overrides") or []
+    overrides = origin.get("overrides") or []
     try:
-        experiment = load_experiment(source, overrides)
+        experiment = load_experiment(path, overrides)
     except ConfigError as e:
         raise UsageError(
             f"run {record['id']} cannot be resumed: its config {source} changed and no longer "

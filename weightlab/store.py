@@ -37,9 +37,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from weightlab import jsonio, lifecycle, trajectory, yamlio
+from weightlab import jsonio, lifecycle, runfiles, runlock, trajectory, yamlio
 from weightlab.config import did_you_mean, flatten
-from weightlab.errors import DamagedSnapshot, RunNotFound, StoreError, UsageError
+from weightlab.errors import (
+    ConfigError,
+    DamagedSnapshot,
+    RunNotFound,
+    StoreError,
+    StoreReadOnly,
+    UsageError,
+)
+from weightlab.runfiles import DamagedRun
 from weightlab.trajectory import TRAJECTORY, TrajectoryWriter
 
 if TYPE_CHECKING:  # numpy costs ~0.15 s to import; `ls` never needs it
@@ -230,11 +238,39 @@ class Store:
         with self._db(write=True) as con:
             self._upsert(con, record, flat_config)
 
-    def reindex(self) -> int:
-        """Rebuild the index from the run directories. Returns the number of runs indexed."""
+    def check_writable(self, what: str) -> None:
+        """Refuse, before any work, a store this process cannot write into.
+
+        Raises:
+            StoreReadOnly: the store (or the folder it would be made in) is not writable.
+        """
+        probe = self.root
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent  # a new store: the folder it will be created in
+        paths = [probe] + [p for p in (self.runs_dir, self.index_path) if p.exists()]
+        for path in paths:
+            if not os.access(path, os.W_OK):
+                raise StoreReadOnly(
+                    f"the store {self.root} is read-only here ({path} cannot be written), so "
+                    f"{what} cannot be written; `ls`, `show`, `compare` and `check` still read it"
+                )
+
+    def reindex(self, skipped: list[tuple[str, str]] | None = None) -> int:
+        """Rebuild the index from the run directories. Returns the number of runs indexed.
+
+        Args:
+            skipped: filled with ``(run id, reason)`` for each damaged run left out.
+
+        Raises:
+            StoreReadOnly: the store cannot be written.
+        """
+        self.check_writable("the index")
         self.root.mkdir(parents=True, exist_ok=True)
-        loaded = [self._load(d.name) for d in self.run_dirs()]
+        names = [d.name for d in self.run_dirs()]
+        loaded = [self._load(name) for name in names]
         rows = [r for r in loaded if not isinstance(r, str)]
+        if skipped is not None:
+            skipped += [(n, r) for n, r in zip(names, loaded, strict=True) if isinstance(r, str)]
         try:
             self._write_index(rows)
         except StoreError:
@@ -255,24 +291,40 @@ class Store:
 
     def run_dirs(self) -> list[Path]:
         """Every run directory (hidden ones, being created or left by a killed writer, skipped)."""
-        if not self.runs_dir.is_dir():
-            return []
-        return [
-            d
-            for d in self.runs_dir.iterdir()
-            if d.is_dir() and _SAFE_ID.match(d.name) and not d.name.startswith(".")
-        ]
+        dirs, broken = self.listing()
+        return [self.runs_dir / name for name in sorted(dirs | set(broken))]
+
+    def listing(self) -> tuple[set[str], dict[str, str]]:
+        """The names of the run directories, and of run-named entries that cannot be entered
+        (a symbolic link loop, a dangling link), each with the reason."""
+        dirs: set[str] = set()
+        broken: dict[str, str] = {}
+        try:
+            entries = list(os.scandir(self.runs_dir))
+        except (FileNotFoundError, NotADirectoryError):
+            return dirs, broken
+        except OSError as e:
+            raise StoreError(f"cannot list {self.runs_dir}: {e.strerror or e}") from None
+        # scandir knows directories from the listing itself: no Path and no stat per run.
+        for entry in entries:
+            if not _SAFE_ID.match(entry.name):
+                continue  # hidden .new-* directories (being created, or left by a killed writer)
+            try:
+                if entry.is_dir():
+                    dirs.add(entry.name)
+                elif entry.is_symlink():
+                    os.stat(entry.path)  # raises for a loop; a link to a file is no run
+            except OSError as err:
+                broken[entry.name] = f"runs/{entry.name} cannot be entered: {err.strerror or err}"
+        return dirs, broken
 
     def _load(self, run_id: str) -> tuple[dict[str, Any], dict[str, Any]] | str:
         """A run's record and flat config from its directory, or why they cannot be read."""
         try:
             record = self.stored_record(run_id)
-            if not isinstance(record, dict) or not all(k in record for k in _REQUIRED):
-                missing = [k for k in _REQUIRED if not isinstance(record, dict) or k not in record]
-                return f"run.json lacks {', '.join(missing)}"
-            if record["id"] != run_id:
-                return f"run.json names run {record['id']!r}, but its directory is {run_id!r}"
             return record, flatten(self.config(run_id))
+        except DamagedRun as e:
+            return e.reason
         except Exception as e:  # a damaged run is reported, never fatal to a listing
             return _reason(e, run_id)
 
@@ -287,25 +339,29 @@ class Store:
         if not self.runs_dir.is_dir():
             return []
         base = str(self.runs_dir)
-        # scandir knows directories from the listing itself: no Path and no stat per run.
-        with os.scandir(self.runs_dir) as entries:
-            on_disk = {
-                e.name for e in entries if e.is_dir() and _SAFE_ID.match(e.name)
-            }  # hidden .new-* directories (being created, or left by a killed writer) excluded
+        on_disk, broken = self.listing()
         try:
             with self._db() as con:
                 rows = con.execute("SELECT id, status, record, config FROM runs").fetchall()
         except StoreError:
             rows = []  # an unreadable index is only a lost cache: list from the directories
-        records: dict[str, dict[str, Any]] = {}
+        records: dict[str, dict[str, Any]] = {
+            run_id: lifecycle.corrupt_record(run_id, reason) for run_id, reason in broken.items()
+        }
         damage: dict[str, str | None] = {}
         stale: list[str] = []
         changed: set[str] = set()  # run.json differs from what the index cached
         for run_id, status, record_text, config_text in rows:
             if run_id not in on_disk:
                 continue  # deleted by hand; reindex drops the row
-            record = jsonio.loads(record_text)
-            record["config"] = jsonio.loads(config_text)
+            try:
+                record = jsonio.loads(record_text)
+                record["config"] = jsonio.loads(config_text)
+                if not _listable(record, run_id, status):
+                    raise ValueError(run_id)
+            except (ValueError, TypeError, RecursionError):
+                stale.append(run_id)  # a damaged cache row: read the directory instead
+                continue
             signature, damage[run_id] = lifecycle.scan(os.path.join(base, run_id))
             if record.pop(_SIGNATURE, None) != signature:
                 changed.add(run_id)
@@ -313,7 +369,7 @@ class Store:
                 stale.append(run_id)  # the writer may have died, or run.json changed since
             records[run_id] = record
         refresh = []
-        for run_id in stale + [r for r in on_disk if r not in records]:
+        for run_id in stale + [r for r in on_disk if r not in records and r not in stale]:
             loaded = self._load(run_id)
             if isinstance(loaded, str):
                 records[run_id] = lifecycle.corrupt_record(run_id, loaded)
@@ -344,7 +400,7 @@ class Store:
         if record.get("status") != "running":
             return record
         row = last_row(self.run_dir(record["id"]) / "history.jsonl")
-        if row is None or not isinstance(row.get("epoch"), int):
+        if row is None or runfiles.row_problem(row):
             return record
         if row["epoch"] <= (record.get("epochs_completed") or 0):
             return record
@@ -361,6 +417,8 @@ class Store:
             damage = None
             if r["status"] not in ("corrupt", "running"):
                 damage = lifecycle.scan(str(self.run_dir(r["id"])), r)[1]
+            if r["status"] != "corrupt" and not damage:
+                damage = self.history_damage(r["id"])
             out.append(_derived(r, damage))
         return out
 
@@ -442,42 +500,100 @@ class Store:
         return self.record(found[0]["id"])
 
     def record(self, run_id: str) -> dict[str, Any]:
-        """A run's record from its run.json, with ``crashed`` derived (see :mod:`lifecycle`)."""
-        return lifecycle.derive(self.stored_record(run_id))
+        """A run's record from its run.json, with ``crashed`` derived (see :mod:`lifecycle`).
+
+        A ``running`` record counts the epochs its history has committed (:meth:`progress`), so
+        a run killed after epoch 68 reads ``crashed`` after epoch 68, not after 0.
+        """
+        return lifecycle.derive(self.progress(self.stored_record(run_id)))
 
     def stored_record(self, run_id: str) -> dict[str, Any]:
-        """run.json exactly as the writer left it (no derived status)."""
+        """run.json exactly as the writer left it (no derived status), checked against the
+        schema of a run record (:mod:`weightlab.runfiles`).
+
+        Raises:
+            DamagedRun: run.json is missing, unreadable or not a run record of this run.
+        """
+        path = self.run_dir(run_id) / "run.json"
         try:
-            record: dict[str, Any] = jsonio.read_json(self.run_dir(run_id) / "run.json")
-        except (OSError, ValueError) as e:
-            raise StoreError(f"run {run_id}: cannot read run.json: {e}") from None
-        return record
+            record = jsonio.read_json(path)
+        except FileNotFoundError:
+            raise DamagedRun(run_id, "run.json is missing") from None
+        except (OSError, ValueError, RecursionError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else e
+            if isinstance(e, RecursionError):
+                why = "nested too deeply"
+            raise DamagedRun(run_id, f"cannot read run.json: {why}") from None
+        return runfiles.check_record(record, run_id)
 
-    def config(self, run_id: str) -> dict[str, Any]:
+    def config(self, run_id: str, record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A run's ``config.yaml``, checked to be a valid config of one run, resolved (see
+        :func:`weightlab.runfiles.resolve_config`); with ``record`` (``check`` gives it), also
+        that it agrees with that run.json.
+
+        Raises:
+            DamagedRun: the file is missing, unreadable, invalid, or disagrees with run.json.
+        """
         path = self.run_dir(run_id) / "config.yaml"
-        data, _ = yamlio.load(path.read_text(encoding="utf-8"), str(path))
-        return dict(data)
-
-    def history(self, run_id: str) -> list[dict[str, Any]]:
-        """The per-epoch rows of a run; a torn last line (a crash mid-write) is ignored."""
-        path = self.run_dir(run_id) / "history.jsonl"
-        rows = []
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return []
+            raise DamagedRun(run_id, "config.yaml is missing") from None
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else e
+            raise DamagedRun(run_id, f"config.yaml cannot be read: {why}") from None
+        try:
+            data, lines = yamlio.load(text, "config.yaml")
+        except ConfigError as e:
+            raise DamagedRun(run_id, str(e).splitlines()[0]) from None
+        except (RecursionError, MemoryError) as e:
+            raise DamagedRun(run_id, f"config.yaml cannot be read: {type(e).__name__}") from None
+        resolved, problem = runfiles.resolve_config(data, lines, path.parent)
+        if resolved is None:
+            raise DamagedRun(run_id, problem or "config.yaml is not a config")
+        if record is not None:
+            problem = runfiles.config_disagreement(resolved, data, record)
+            if problem:
+                raise DamagedRun(run_id, problem)
+        return resolved
+
+    def history(self, run_id: str) -> list[dict[str, Any]]:
+        """The per-epoch rows of a run, up to the first damaged line (:meth:`history_damage`
+        says why); a torn last line (a crash mid-write) is ignored."""
+        return self._history(run_id)[0]
+
+    def history_damage(self, run_id: str) -> str | None:
+        """What is wrong with a run's ``history.jsonl``, or None (a torn last line is not)."""
+        return self._history(run_id)[1]
+
+    def _history(self, run_id: str) -> tuple[list[dict[str, Any]], str | None]:
+        path = self.run_dir(run_id) / "history.jsonl"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return [], "history.jsonl is missing"
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else e
+            return [], f"history.jsonl cannot be read: {why}"
         lines = [line for line in text.splitlines() if line.strip()]
         try:  # one parse for the whole file is ~3× faster than one per line (compare reads many)
-            whole: list[dict[str, Any]] = jsonio.loads("[" + ",".join(lines) + "]")
-            return whole
-        except ValueError:
-            pass
-        for line in lines:
-            try:
-                rows.append(jsonio.decode(json.loads(line)))
-            except ValueError:
-                break
-        return rows
+            rows: list[Any] = jsonio.loads("[" + ",".join(lines) + "]")
+        except (ValueError, RecursionError):
+            rows = []
+            for n, line in enumerate(lines, 1):
+                try:
+                    rows.append(jsonio.decode(json.loads(line)))
+                except (ValueError, RecursionError):
+                    if n == len(lines):
+                        break  # torn by a kill mid-write: readers ignore it
+                    return rows, f"history.jsonl line {n} is not valid JSON"
+        for i, row in enumerate(rows):
+            problem = runfiles.row_problem(row)
+            if problem is None and row["epoch"] != i:
+                problem = f"epoch {row['epoch']} where epoch {i} belongs"
+            if problem:
+                return rows[:i], f"history.jsonl line {i + 1}: {problem}"
+        return rows, None
 
     def snapshot_epochs(self, run_id: str) -> list[int]:
         """The epochs with a snapshot: the trajectory's committed rows, else the ``.npz`` files.
@@ -490,12 +606,18 @@ class Store:
             names = os.listdir(snap_dir)
         except (FileNotFoundError, NotADirectoryError):
             return []
+        except OSError as e:
+            raise _damaged(run_id, "directory", e) from None
         if TRAJECTORY in names:
             try:
                 return list(range(trajectory.committed(snap_dir / TRAJECTORY).rows))
             except (OSError, ValueError) as e:
                 raise _damaged(run_id, TRAJECTORY, e) from None
-        return sorted(int(n[6:-4]) for n in names if n.startswith("epoch-") and n.endswith(".npz"))
+        return sorted(
+            int(n[6:-4])
+            for n in names
+            if n.startswith("epoch-") and n.endswith(".npz") and n[6:-4].isdigit()
+        )
 
     def snapshot(self, run_id: str, epoch: int) -> dict[str, np.ndarray]:
         """Every variable of a run at ``epoch``, as ``{"dense_1/kernel": array, ...}``.
@@ -623,7 +745,18 @@ def _initialize(con: sqlite3.Connection, patience: float = 30.0) -> None:
 
 
 _SIGNATURE = "_run_json"  # key of run.json's [size, mtime_ns] in the index's cached record
-_REQUIRED = ("id", "experiment", "batch", "status", "started_at")
+
+
+def _listable(record: Any, run_id: str, status: Any) -> bool:
+    """Whether an index row holds what a listing sorts and shows (a cheap check: the full one
+    ran when the row was written from run.json)."""
+    return (
+        isinstance(record, dict)
+        and record.get("id") == run_id
+        and status in runfiles.STATUSES
+        and all(isinstance(record.get(k), str) for k in runfiles.REQUIRED)
+        and isinstance(record.get("config"), dict)
+    )
 
 
 def _reason(error: Exception, run_id: str) -> str:
@@ -756,8 +889,10 @@ class RunWriter(EpochSnapshots):
         self.record = record
         self.flat = flatten(config)
         self.compress = bool(config.get("snapshots", {}).get("compress", False))
+        self.lock: runlock.RunLock | None = None
         try:
             self.dir = self._create(store, record, yamlio.dump(config).encode())
+            self.lock = runlock.acquire(self.dir, self.id, "training")  # released when final
             self.epochs = None if self.compress else TrajectoryWriter(self.dir / "snapshots")
             self._history = (self.dir / "history.jsonl").open("a", encoding="utf-8")
         except OSError as e:
@@ -774,6 +909,7 @@ class RunWriter(EpochSnapshots):
         store.runs_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=store.runs_dir))
         try:
+            tmp.chmod(0o777 & ~jsonio.umask())  # mkdtemp makes it 0700; follow the umask
             (tmp / "snapshots").mkdir()
             (tmp / "history.jsonl").touch()
             jsonio.atomic_write_bytes(tmp / "config.yaml", config_yaml)
@@ -795,11 +931,20 @@ class RunWriter(EpochSnapshots):
         raise StoreError("could not allocate a run id")  # pragma: no cover
 
     @classmethod
-    def reopen(cls, store: Store, run_id: str) -> RunWriter:
-        """A writer for an existing run (``weightlab resume``); its record is read as written."""
+    def reopen(cls, store: Store, run_id: str, lock: runlock.RunLock | None = None) -> RunWriter:
+        """A writer for an existing run (``weightlab resume``); its record is read as written.
+
+        ``lock``: the run's lock, taken by :func:`weightlab.resume.prepare`; without it the
+        lock is taken here (:class:`~weightlab.runlock.RunBusy` when another process has it).
+        """
         self = cls.__new__(cls)
         self.store = store
+        self.lock = None
         self.record = store.stored_record(run_id)
+        if lock is None or not lock.held:
+            status = self.record["status"]
+            lock = runlock.acquire(store.run_dir(run_id), run_id, "resuming", status=status)
+        self.lock = lock
         config = store.config(run_id)
         self.flat = flatten(config)
         self.compress = bool(config.get("snapshots", {}).get("compress", False))
@@ -831,9 +976,16 @@ class RunWriter(EpochSnapshots):
         return str(self.record["id"])
 
     def save(self) -> None:
-        """Write run.json, then the index row (the index is only a cache of run.json)."""
-        jsonio.atomic_write_json(self.dir / "run.json", self.record)
-        self.store.index_run(self.record, self.flat)
+        """Write run.json, then the index row (the index is only a cache of run.json).
+
+        Once the record is final (not ``running``), the run's lock is released.
+        """
+        try:
+            jsonio.atomic_write_json(self.dir / "run.json", self.record)
+            self.store.index_run(self.record, self.flat)
+        finally:
+            if self.record.get("status") != "running" and self.lock is not None:
+                self.lock.release()
 
     def append_history(self, row: dict[str, Any]) -> None:
         self._history.write(jsonio.dumps(row) + "\n")

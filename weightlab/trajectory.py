@@ -25,6 +25,7 @@ import math
 import os
 import re
 import struct
+import zlib
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 TRAJECTORY = "epochs.npy"
 LAYOUT = "layout.json"
+CHECKSUMS = "epochs.crc32"  # the CRC-32 of each committed row, 4 bytes little-endian per row
 FORMAT = 1  # of layout.json
 HEADER_LEN = 128  # magic, version, length, the dict padded with spaces: room for any row count
 ITEMSIZE = 4  # float32
@@ -220,12 +222,67 @@ def problems(snap_dir: Path) -> list[str]:
         head = committed(snap_dir / TRAJECTORY)
         _agree(head, layout)
         matrix = np.load(snap_dir / TRAJECTORY, mmap_mode="r", allow_pickle=False)
-        if matrix.shape != (head.rows, head.params):  # pragma: no cover - numpy agrees
+        if matrix.shape[1:] != (head.params,):  # pragma: no cover - numpy agrees
             raise ValueError(f"numpy reads shape {matrix.shape}")
+        rows = np.asarray(matrix[: head.rows])  # bytes past the committed rows are ignored
         del matrix
     except (OSError, ValueError) as e:
         return [f"{where}: {e}"]
-    return []
+    out = []
+    bad = [int(i) for i in np.flatnonzero(~np.isfinite(rows).all(axis=1))]
+    if bad:
+        out.append(f"{where}: {_epochs(bad)} non-finite values (writers never write them)")
+    sums = read_checksums(snap_dir)
+    if sums is not None:
+        wrong = [i for i, crc in enumerate(sums[: head.rows]) if crc != row_crc(rows[i])]
+        if wrong:
+            out.append(f"{where}: {_epochs(wrong)} not what was written (CRC-32 differs)")
+    return out
+
+
+def checksum_note(snap_dir: Path, final: bool) -> tuple[str, str] | None:
+    """``(kind, text)`` when the rows of ``epochs.npy`` are not all covered by checksums:
+    a note for runs of older versions (no checksum file) and for a run whose writer was killed
+    between a row and its checksum; damage for a finished run that lacks some."""
+    if not (snap_dir / TRAJECTORY).exists():
+        return None
+    try:
+        rows = committed(snap_dir / TRAJECTORY).rows
+    except (OSError, ValueError):
+        return None  # named by problems()
+    sums = read_checksums(snap_dir)
+    if sums is None:
+        return (
+            "note",
+            f"snapshots/{CHECKSUMS} is missing (a run of an older weightlab): rows "
+            "checked for finite values only",
+        )
+    if len(sums) >= rows:
+        return None
+    text = f"snapshots/{CHECKSUMS} covers {len(sums)} of {rows} rows"
+    return ("corrupt", text) if final else ("note", text + " (the writer stopped in between)")
+
+
+def _epochs(rows: list[int]) -> str:
+    shown = ", ".join(str(r) for r in rows[:8]) + (
+        f" and {len(rows) - 8} more" if len(rows) > 8 else ""
+    )
+    return f"epoch {shown} holds" if len(rows) == 1 else f"epochs {shown} hold"
+
+
+def row_crc(row: Any) -> int:
+    """The CRC-32 of one row (a float32 array) as stored: its little-endian bytes."""
+    return zlib.crc32(row.astype("<f4").tobytes())
+
+
+def read_checksums(snap_dir: Path) -> list[int] | None:
+    """The recorded CRC-32 of each row, or None for a trajectory without a checksum file."""
+    try:
+        data = (snap_dir / CHECKSUMS).read_bytes()
+    except FileNotFoundError:
+        return None
+    n = len(data) // 4
+    return list(struct.unpack(f"<{n}I", data[: 4 * n]))
 
 
 # ---- reading -------------------------------------------------------------------------------------
@@ -304,12 +361,28 @@ class TrajectoryWriter:
         self.path = snap_dir / TRAJECTORY
         self.names: list[str] | None = None  # the layout's variables, once known
         self.rows = 0
+        self.sums = snap_dir / CHECKSUMS
         if self.path.exists():
             try:
                 self.names = variable_names(snap_dir)
                 self.rows = committed(self.path).rows
+                self._complete_checksums()
             except (OSError, ValueError) as e:
                 raise StoreError(f"cannot continue {self.path}: {e}") from None
+
+    def _complete_checksums(self) -> None:
+        """Bring the checksum file to one entry per committed row: a kill between a row and its
+        checksum leaves one missing, an older run has none; committed rows are trusted here."""
+        have = read_checksums(self.dir) or []
+        if len(have) == self.rows:
+            return
+        with open(self.path, "rb") as fh:
+            head = read_header(fh)
+            sums = have[: self.rows]
+            for i in range(len(sums), self.rows):
+                fh.seek(head.end(i))
+                sums.append(zlib.crc32(fh.read(head.params * ITEMSIZE)))
+        jsonio.atomic_write_bytes(self.sums, struct.pack(f"<{len(sums)}I", *sums), fsync=False)
 
     def append(self, epoch: int, arrays: dict[str, np.ndarray]) -> int | None:
         """Add ``arrays`` as epoch ``epoch``'s row; returns the bytes it added on disk.
@@ -334,6 +407,7 @@ class TrajectoryWriter:
             data = header(1, len(row) // ITEMSIZE) + row
             jsonio.atomic_write_bytes(self.path, data)  # a first row is complete or absent
             self.rows = 1
+            jsonio.atomic_write_bytes(self.sums, struct.pack("<I", zlib.crc32(row)), fsync=False)
             return len(layout) + len(data)
         if list(arrays) != self.names:
             raise StoreError(f"{self.path}: the variables changed ({list(arrays)})")
@@ -356,6 +430,12 @@ class TrajectoryWriter:
             _sync(fh)
             fh.seek(0)
             fh.write(header(self.rows + 1, head.params))
+        # After the commit, never fsynced: a checksum missing after a kill is computed again
+        # from the committed row when the run is continued (and `check` notes it until then).
+        with open(self.sums, "ab") as fh:
+            if fh.tell() != 4 * self.rows:
+                fh.truncate(4 * self.rows)
+            fh.write(struct.pack("<I", zlib.crc32(row)))
         self.rows += 1
         return len(row)
 
@@ -374,6 +454,9 @@ class TrajectoryWriter:
                 fh.flush()
                 _sync(fh)
             fh.truncate(head.end(rows))
+        if self.sums.exists():
+            with open(self.sums, "r+b") as fh:
+                fh.truncate(4 * rows)
         self.rows = rows
 
 

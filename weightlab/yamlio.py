@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from weightlab import paths
 from weightlab.errors import ConfigError, Problem
 
 Path = tuple[str | int, ...]
@@ -282,24 +283,14 @@ def read_file(path: str | os.PathLike[str], what: str = "config file") -> str:
     except FileNotFoundError:
         raise ConfigError(Problem(src, "", f"{what} not found")) from None
     except IsADirectoryError:
-        raise ConfigError(Problem(src, "", f"is a directory; expected a {what} (YAML)")) from None
+        raise ConfigError(Problem(src, "", f"the {what} is a directory, not a file")) from None
     except OSError as e:
         raise ConfigError(Problem(src, "", f"cannot read the {what}: {e.strerror or e}")) from None
     with os.fdopen(fd, "rb") as fh:
         mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise ConfigError(Problem(src, "", f"is a directory; expected a {what} (YAML)"))
         if not stat.S_ISREG(mode):
-            kind = (
-                "a FIFO (named pipe)"
-                if stat.S_ISFIFO(mode)
-                else "a socket"
-                if stat.S_ISSOCK(mode)
-                else "a device"
-            )
-            raise ConfigError(
-                Problem(src, "", f"is {kind}, not a regular file; expected a {what} (YAML)")
-            )
+            kind = paths.mode_kind(mode)
+            raise ConfigError(Problem(src, "", f"the {what} is {kind}, not a file"))
         try:
             data = fh.read(MAX_BYTES + 1)
         except OSError as e:

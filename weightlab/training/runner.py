@@ -18,7 +18,7 @@ from weightlab import __version__, data, lifecycle, stats
 from weightlab.config import Experiment, RunSpec
 from weightlab.errors import ConfigError, Problem
 from weightlab.executors import data_key as _data_key
-from weightlab.executors import load_datasets, spec_record
+from weightlab.executors import load_datasets, spec_record, sweep_source
 from weightlab.resume import ResumePlan, fingerprint
 from weightlab.store import RunWriter, Store, new_id, now_iso
 from weightlab.training import keras_names, state
@@ -189,10 +189,13 @@ def resume_run(
     """Continue an interrupted or crashed run from its last completed epoch (see
     :func:`weightlab.resume.prepare`, which checked that it may)."""
     cfg, seed, dataset = plan.config, plan.record["seed"], plan.dataset
-    saved = state.load(plan.state)
-    writer = RunWriter.reopen(store, plan.run_id)
-    with lifecycle.stop_on_signals():
-        return _train(writer, cfg, seed, dataset, on_event or (lambda event: None), saved)
+    try:
+        saved = state.load(plan.state)
+        writer = RunWriter.reopen(store, plan.run_id, plan.lock)  # the lock prepare took
+        with lifecycle.stop_on_signals():
+            return _train(writer, cfg, seed, dataset, on_event or (lambda event: None), saved)
+    finally:
+        plan.release()  # released already once the record is final; this covers the rest
 
 
 def _train(
@@ -401,9 +404,7 @@ def run_experiment(
     check_keras(experiment)
     datasets = load_datasets(experiment)
     batch = new_id()
-    source: dict[str, Any] = {"config": experiment.source, "overrides": experiment.overrides}
-    if experiment.smoke:
-        source["smoke"] = True  # the run's config.yaml holds the cut epochs and samples
+    source = sweep_source(experiment)
     emit = on_event or (lambda event: None)
     emit(
         {
