@@ -286,11 +286,11 @@ def read_file(path: str | os.PathLike[str], what: str = "config file") -> str:
         raise ConfigError(Problem(src, "", f"the {what} is a directory, not a file")) from None
     except OSError as e:
         raise ConfigError(Problem(src, "", f"cannot read the {what}: {e.strerror or e}")) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):  # checked before fdopen, which refuses a directory itself
+        os.close(fd)
+        raise ConfigError(Problem(src, "", f"the {what} is {paths.mode_kind(mode)}, not a file"))
     with os.fdopen(fd, "rb") as fh:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = paths.mode_kind(mode)
-            raise ConfigError(Problem(src, "", f"the {what} is {kind}, not a file"))
         try:
             data = fh.read(MAX_BYTES + 1)
         except OSError as e:
