@@ -147,20 +147,28 @@ def test_dry_run_prints_the_product_and_writes_nothing(store_dir):
     )
     assert "\n".join(rows) == textwrap.dedent(
         """\
-        run  seed  use_bias  optimizer
-        ─────────────────────────────────────────────
-          1     0  true      sgd
-          2     7  true      sgd
-          3     0  true      adam(learning_rate=0.01)
-          4     7  true      adam(learning_rate=0.01)
-          5     0  false     sgd
-          6     7  false     sgd
-          7     0  false     adam(learning_rate=0.01)
-          8     7  false     adam(learning_rate=0.01)"""
+        run  seed  group  use_bias  optimizer
+        ────────────────────────────────────────────────────
+          1     0      1  true      sgd
+          2     7      1  true      sgd
+          3     0      2  true      adam(learning_rate=0.01)
+          4     7      2  true      adam(learning_rate=0.01)
+          5     0      1  false     sgd
+          6     7      1  false     sgd
+          7     0      2  false     adam(learning_rate=0.01)
+          8     7      2  false     adam(learning_rate=0.01)
+        group 1: vectorized engine, runs 1, 2, 5, 6 (4 compatible runs; split by train.optimizer)
+        group 2: vectorized engine, runs 3, 4, 7, 8 (4 compatible runs; split by train.optimizer)"""
     )
     assert not store_dir.exists()
     result = invoke("run", BIAS, "--seeds", "1-2", "--dry-run", "--format", "json")
-    assert json.loads(result.output)[3] == {"run": 4, "seed": 2, "cell": {"model.use_bias": False}}
+    assert json.loads(result.output)[3] == {
+        "run": 4,
+        "seed": 2,
+        "cell": {"model.use_bias": False},
+        "group": 1,
+        "engine": "vectorized",
+    }
 
 
 def test_dry_run_and_bad_axes_never_import_tensorflow(tmp_path):

@@ -190,7 +190,9 @@ class _Stack:
             name = layer["name"]
             uses = [bool(c["model"]["layers"][i]["use_bias"]) for c in cfgs]
             kernel = np.stack([m.initial[f"{name}/kernel"] for m in members])
-            with keras.name_scope(name, caller=None):
+            # The keras engine's paths (model/layer/variable): the optimizer names its slot
+            # variables after them, and a member's resume state is matched by those names.
+            with keras.name_scope("weightlab"), keras.name_scope(name):
                 k = keras.Variable(kernel, name="kernel")
                 b = None
                 if any(uses):
