@@ -456,9 +456,12 @@ def train_group(
     """
     emit = on_event or (lambda event: None)
     runs = []
-    for spec, dataset in zip(specs, datasets, strict=True):
+    for slot, (spec, dataset) in enumerate(zip(specs, datasets, strict=True)):
         data_info = {**dataset.info, "fingerprint": fingerprint(dataset)}
         record = spec_record(spec, batch, data=data_info, versions=runner.versions(), source=source)
+        # In run.json from the start: a member killed mid-training resumes on this engine.
+        group = {**(group_info or {}), "members": len(specs), "slot": slot}
+        record["execution"] = {"engine": ENGINE, "group": group}
         writer = make_writer(store, record, spec.config)
         runs.append((spec, dataset, writer))
     return _train_members(runs, emit, group_info or {}, None)
@@ -517,7 +520,8 @@ def _train_members(
                 if isinstance(every, int)
                 else None,
                 "engine": ENGINE,
-                "group": {**group_info, "members": len(members), "slot": slot},
+                "group": (record.get("execution") or {}).get("group")
+                or {**group_info, "members": len(members), "slot": slot},
             }
             cls = _MemberSteps if isinstance(every, int) else _MemberEpochs
 
