@@ -175,12 +175,21 @@ class _Stack:
         first = datasets[0]
         self.rows = len(first.x_train)
         self.spe = runner.steps_per_epoch(first, train)
+        outputs = int(cfg["model"]["layers"][-1]["units"])
+
+        def targets(ys: list[Any]) -> Any:
+            y = np.stack([np.asarray(a) for a in ys])
+            # Labels (n,) against one output: Keras squeezes the (batch, 1) prediction and takes
+            # the mean over the batch; per member, that is the mean of (batch, 1) against (batch,
+            # 1), which a stacked (members, batch) label array would not give.
+            return tf.constant(y[..., None] if y.ndim == 2 and outputs == 1 else y)
+
         self.x = tf.constant(np.stack([d.x_train for d in datasets]))
-        self.y = tf.constant(np.stack([d.y_train for d in datasets]))
+        self.y = targets([d.y_train for d in datasets])
         self.has_val = first.x_val is not None
         if self.has_val:
             self.xv = tf.constant(np.stack([np.asarray(d.x_val) for d in datasets]))
-            self.yv = tf.constant(np.stack([np.asarray(d.y_val) for d in datasets]))
+            self.yv = targets([d.y_val for d in datasets])
         self.seeds = tf.constant(seeds, dtype=tf.int64)
         layers = cfg["model"]["layers"]
         self.layers: list[dict[str, Any]] = []
@@ -227,7 +236,6 @@ class _Stack:
         for v in self.optimizer.variables:
             self.vars[v.name] = v
         self.loss = _loss_fn(train["loss"])
-        outputs = int(layers[-1]["units"])
         self.metrics = _metric_fns(train["metrics"], first.y_train, outputs)
         # Epoch accumulators (loss and each metric: sums per member, and the sample count).
         self.sums = tf.Variable(tf.zeros((1 + len(self.metrics), self.n)), trainable=False)
@@ -272,7 +280,7 @@ class _Stack:
         return x
 
     def _per_member(self, y: Any, pred: Any) -> tuple[Any, Any]:
-        values = self.loss(y, pred)  # (members, batch)
+        values = tf.reshape(self.loss(y, pred), [self.n, -1])  # (members, batch)
         size = tf.cast(tf.shape(values)[1], tf.float32)
         return tf.reduce_sum(values, axis=1) / size, size
 
@@ -357,7 +365,10 @@ class _Stack:
                     f"val_{name}": float(np.float32(vs[i, slot]) / np.float32(vc[i]))
                     for i, name in enumerate(names)
                 }
-            logs.append(row)
+            # Keras' fit hands its logs through its tree utilities, which sort dict keys: the
+            # training logs by name, then the validation logs by name.
+            train = sorted(k for k in row if not k.startswith("val_"))
+            logs.append({k: row[k] for k in train + sorted(k for k in row if k not in train)})
         return logs
 
 
