@@ -40,7 +40,7 @@ def test_top_level_help_lists_commands():
 def test_validate_ok():
     result = invoke("validate", str(CONFIGS / "bias-vs-no-bias.yaml"))
     assert result.exit_code == 0
-    assert "valid; 2 runs: 2 model.use_bias" in result.output
+    assert "valid; 10 runs: 2 model.use_bias × 5 seeds" in result.output
 
 
 def test_validate_error_exit_2(write_config):

@@ -1680,7 +1680,8 @@ def test_bias_vs_no_bias_config_varies_use_bias(tmp_path: Path) -> None:
     exp = load_experiment(path)
     assert exp.name == "bias-vs-no-bias"
     assert exp.matrix == {"model.use_bias": [True, False]}
-    assert [r.config["model"]["use_bias"] for r in exp.runs] == [True, False]
+    assert [r.config["model"]["use_bias"] for r in exp.runs] == [True] * 5 + [False] * 5
+    assert exp.seeds == [0, 1, 2, 3, 4], "the gallery trains five seeds"
 
 
 # ---- no TensorFlow -------------------------------------------------------------------------------

@@ -104,9 +104,9 @@ def test_gallery_configs_run_by_name_from_any_folder(tmp_path, monkeypatch):
     for name in ("depth", "depth.yaml", "configs/depth.yaml"):
         result = invoke("validate", name)
         assert result.exit_code == 0, result.output
-        assert "valid; 2 runs: 2 model.kernel_initializer" in result.output
+        assert "valid; 10 runs: 2 model.kernel_initializer × 5 seeds" in result.output
     result = invoke("run", "depth", "--dry-run")
-    assert result.exit_code == 0 and "depth: 2 runs" in result.output
+    assert result.exit_code == 0 and "depth: 10 runs" in result.output
     result = CliRunner().invoke(cli, ["validate", "dpeth"])
     assert result.exit_code == 2
     assert "no example config has that name; did you mean 'depth'?" in result.output

@@ -345,6 +345,7 @@ def test_sigkill_at_any_moment_never_leaves_half_written_files(store):
 
 SLOW = [
     "matrix={}",
+    "seed=0",
     "data.samples=1000",
     "train.batch_size=4",
     "train.epochs=6",

@@ -29,7 +29,7 @@ from weightlab.progress import RunProgress
 from weightlab.store import Store, new_record
 
 BIAS = CONFIGS / "bias-vs-no-bias.yaml"
-TINY = ["data.samples=48", "train.epochs=2", "train.batch_size=16"]
+TINY = ["data.samples=48", "train.epochs=2", "train.batch_size=16", "seed=0"]
 
 
 def invoke(*args: str):
@@ -117,7 +117,7 @@ def test_cli_axes_join_the_file_matrix_and_replace_its_seeds():
     # An axis of the file given again on the command line replaces it.
     assert (
         load_experiment(BIAS, matrix=["model.use_bias=false"]).describe()
-        == "1 run: 1 model.use_bias"
+        == "5 runs: 1 model.use_bias × 5 seeds"
     )
 
 
@@ -147,20 +147,28 @@ def test_dry_run_prints_the_product_and_writes_nothing(store_dir):
     )
     assert "\n".join(rows) == textwrap.dedent(
         """\
-        run  seed  use_bias  optimizer
-        ─────────────────────────────────────────────
-          1     0  true      sgd
-          2     7  true      sgd
-          3     0  true      adam(learning_rate=0.01)
-          4     7  true      adam(learning_rate=0.01)
-          5     0  false     sgd
-          6     7  false     sgd
-          7     0  false     adam(learning_rate=0.01)
-          8     7  false     adam(learning_rate=0.01)"""
+        run  seed  group  use_bias  optimizer
+        ────────────────────────────────────────────────────
+          1     0      1  true      sgd
+          2     7      1  true      sgd
+          3     0      2  true      adam(learning_rate=0.01)
+          4     7      2  true      adam(learning_rate=0.01)
+          5     0      1  false     sgd
+          6     7      1  false     sgd
+          7     0      2  false     adam(learning_rate=0.01)
+          8     7      2  false     adam(learning_rate=0.01)
+        group 1: vectorized engine, runs 1, 2, 5, 6 (4 compatible runs; split by train.optimizer)
+        group 2: vectorized engine, runs 3, 4, 7, 8 (4 compatible runs; split by train.optimizer)"""
     )
     assert not store_dir.exists()
     result = invoke("run", BIAS, "--seeds", "1-2", "--dry-run", "--format", "json")
-    assert json.loads(result.output)[3] == {"run": 4, "seed": 2, "cell": {"model.use_bias": False}}
+    assert json.loads(result.output)[3] == {
+        "run": 4,
+        "seed": 2,
+        "cell": {"model.use_bias": False},
+        "group": 1,
+        "engine": "vectorized",
+    }
 
 
 def test_dry_run_and_bad_axes_never_import_tensorflow(tmp_path):
@@ -172,7 +180,7 @@ def test_dry_run_and_bad_axes_never_import_tensorflow(tmp_path):
     base = [sys.executable, "-m", "weightlab", "run", str(BIAS), "--jobs", "2"]
     ok = subprocess.run([*base, "--dry-run"], env=env, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
-    assert "2 runs: 2 model.use_bias" in ok.stdout
+    assert "10 runs: 2 model.use_bias × 5 seeds" in ok.stdout
     bad = subprocess.run(
         [*base, "--matrix", "model.use_bais=true"],
         env=env,
@@ -411,7 +419,7 @@ def test_fail_fast_starts_nothing_after_a_failure(store, write_config):
 
 # ---- a signal to the parent alone ----------------------------------------------------------------
 
-LONG = ["data.samples=48", "train.epochs=3000", "train.batch_size=16"]  # stopped long before
+LONG = ["data.samples=48", "train.epochs=3000", "train.batch_size=16", "seed=0"]  # stopped long before
 
 
 def signal_once_two_runs_train(sig):

@@ -18,7 +18,7 @@ from weightlab.store import Store
 
 pytestmark = pytest.mark.keras
 
-TINY = ["data.samples=64", "train.epochs=3", "train.batch_size=16"]
+TINY = ["data.samples=64", "train.epochs=3", "train.batch_size=16", "seed=0"]
 # The four initializers these tests need (the gallery test checks all of configs/initializers.yaml).
 FOUR_INITS = (
     "matrix={model.kernel_initializer: [glorot_uniform, he_normal, zeros, "

@@ -214,6 +214,14 @@ def cli() -> None:
     help="Dask scheduler to use, e.g. tcp://10.0.0.5:8786 [default: a LocalCluster].",
 )
 @click.option("--fail-fast", is_flag=True, help="Start no more runs after the first failure.")
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "keras", "vectorized"]),
+    default="auto",
+    show_default=True,
+    help="keras: one Keras fit per run; vectorized: each group of compatible runs as one "
+    "stacked computation; auto: vectorize every group of two or more runs.",
+)
 @store_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option(
@@ -247,6 +255,7 @@ def run(
     executor: str,
     scheduler: str | None,
     fail_fast: bool,
+    engine: str,
     store_path: str | None,
     quiet: bool,
     smoke: bool,
@@ -280,12 +289,17 @@ def run(
     from weightlab import executors  # no TensorFlow: the workers import it
 
     if dry_run:
-        runs = executors.plan(experiment)
+        runs = executors.plan(experiment, engine)
         if fmt == "json":
             click.echo(render.as_json(runs))
         else:
+            from weightlab.groups import plan_groups
+
             console = _out()
-            plan = render.sweep_plan(experiment.name, experiment.describe(), runs, console.width)
+            groups = [g.describe() for g in plan_groups(experiment.runs, engine)]
+            plan = render.sweep_plan(
+                experiment.name, experiment.describe(), runs, console.width, groups
+            )
             console.print(plan)
         return
     store = Store.open(store_path)
@@ -303,6 +317,7 @@ def run(
             scheduler=scheduler,
             fail_fast=fail_fast,
             on_event=progress.on_event,
+            engine=engine,
         )
     records = result.records
     report = expectations.check(experiment.expect, records) if experiment.expect else None

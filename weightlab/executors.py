@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from weightlab import data, jsonio, lifecycle, stats, yamlio
+from weightlab import data, groups, jsonio, lifecycle, stats, yamlio
 from weightlab.config import Experiment, RunSpec, flatten
 from weightlab.errors import ConfigError, DataError, Problem, UsageError, WeightlabError
 from weightlab.store import (
@@ -106,9 +106,23 @@ def load_datasets(experiment: Experiment) -> dict[str, data.Dataset]:
     return cache
 
 
-def plan(experiment: Experiment) -> list[dict[str, Any]]:
-    """The runs a sweep would make, for ``--dry-run``: index (from 1), seed and matrix cell."""
-    return [{"run": s.index + 1, "seed": s.seed, "cell": s.cell} for s in experiment.runs]
+def plan(experiment: Experiment, engine: str = "auto") -> list[dict[str, Any]]:
+    """The runs a sweep would make, for ``--dry-run``: index (from 1), seed, matrix cell, and the
+    group (from 1) and engine each trains in (:func:`weightlab.groups.plan_groups`)."""
+    where = {}
+    for n, g in enumerate(groups.plan_groups(experiment.runs, engine), 1):
+        for s in g.members:
+            where[s.index] = (n, g.engine)
+    return [
+        {
+            "run": s.index + 1,
+            "seed": s.seed,
+            "cell": s.cell,
+            "group": where[s.index][0],
+            "engine": where[s.index][1],
+        }
+        for s in experiment.runs
+    ]
 
 
 def cores() -> int:
@@ -137,6 +151,7 @@ def run_sweep(
     scheduler: str | None = None,
     fail_fast: bool = False,
     on_event: OnEvent | None = None,
+    engine: str = "auto",
 ) -> SweepResult:
     """Train every run of ``experiment`` and record it in ``store``.
 
@@ -146,6 +161,9 @@ def run_sweep(
         scheduler: address of a running Dask scheduler; None starts a LocalCluster.
         fail_fast: after the first failed run start no other (runs already training finish).
         on_event: receives ``batch_start``, ``run_start``, ``epoch`` and ``run_end`` events.
+        engine: ``auto``, ``keras`` or ``vectorized`` (:func:`weightlab.groups.plan_groups`);
+            workers get whole groups, or balanced sub-groups when there are fewer groups than
+            workers.
 
     Raises:
         ConfigError: a Keras name or a data file is invalid; nothing was written.
@@ -162,10 +180,14 @@ def run_sweep(
     if executor == "local" and (jobs == 1 or len(experiment.runs) == 1):
         from weightlab.training.runner import run_experiment  # the one TensorFlow import
 
-        records = run_experiment(experiment, store, on_event=emit, fail_fast=fail_fast)
+        records = run_experiment(
+            experiment, store, on_event=emit, fail_fast=fail_fast, engine=engine
+        )
         batch = records[0]["batch"] if records else new_id()
         return SweepResult(batch, records, len(experiment.runs) - len(records))
-    sweep = _Sweep(experiment, store, load_datasets(experiment), fail_fast, emit)
+    workers = jobs if executor == "local" else max(jobs, 1)
+    planned = _tasks(groups.plan_groups(experiment.runs, engine), workers)
+    sweep = _Sweep(experiment, store, load_datasets(experiment), fail_fast, emit, planned)
     # SIGTERM/SIGHUP stop a sweep like Ctrl-C: the runs in flight are recorded `interrupted`.
     with lifecycle.stop_on_signals():
         if executor == "dask":
@@ -174,6 +196,22 @@ def run_sweep(
         else:
             _run_in_processes(sweep, min(jobs, len(experiment.runs)))
     return sweep.result()
+
+
+def _tasks(planned: list[groups.Group], workers: int) -> list[groups.Group]:
+    """The groups as tasks: the largest vectorized group halved until every worker has one."""
+    tasks = list(planned)
+    while len(tasks) < workers:
+        big = max(
+            (g for g in tasks if g.engine == "vectorized" and len(g.members) > 1),
+            key=lambda g: len(g.members),
+            default=None,
+        )
+        if big is None:
+            break
+        i = tasks.index(big)
+        tasks[i : i + 1] = groups.balanced(big, 2)
+    return tasks
 
 
 @dataclass
@@ -185,6 +223,7 @@ class _Sweep:
     datasets: dict[str, data.Dataset]
     fail_fast: bool
     emit: OnEvent
+    tasks: list[groups.Group]
     batch: str = field(default_factory=new_id)
     records: dict[int, dict[str, Any]] = field(default_factory=dict)
     stopping: bool = False
@@ -192,7 +231,7 @@ class _Sweep:
     workers: int = 0
 
     def __post_init__(self) -> None:
-        self.pending: deque[RunSpec] = deque(self.experiment.runs)
+        self.pending: deque[groups.Group] = deque(self.tasks)
         self.source = sweep_source(self.experiment)
 
     def announce(self) -> None:
@@ -203,15 +242,17 @@ class _Sweep:
                 "total": len(self.experiment.runs),
                 "describe": self.experiment.describe(),
                 "workers": self.workers,
+                "engines": groups.summary(self.tasks),
             }
         )
 
-    def next_spec(self) -> RunSpec | None:
+    def next_group(self) -> groups.Group | None:
         return self.pending.popleft() if self.pending and not self.stopping else None
 
-    def task(self, spec: RunSpec) -> tuple[Any, ...]:
-        """The arguments a worker needs to train ``spec`` (the dataset travels with it)."""
-        return spec, self.datasets[data_key(spec)], self.batch, self.source
+    def task(self, group: groups.Group) -> tuple[Any, ...]:
+        """The arguments a worker needs to train ``group`` (the datasets travel with it)."""
+        needed = {data_key(s): self.datasets[data_key(s)] for s in group.members}
+        return group, needed, self.batch, self.source
 
     def finished(self, record: dict[str, Any]) -> None:
         self.records[record["index"]] = record
@@ -360,7 +401,7 @@ def _serve(conn: Connection, store_root: str, threads: int) -> None:
     from weightlab.training.threads import limit_threads
 
     limit_threads(threads)
-    from weightlab.training import runner
+    from weightlab.training import runner, vectorized
 
     store = Store(Path(store_root))
 
@@ -381,9 +422,20 @@ def _serve(conn: Connection, store_root: str, threads: int) -> None:
             except ConfigError as e:
                 conn.send(("checked", e.problems))
             continue
-        spec, dataset, batch, source = message[1:]
-        record = runner.train_run(spec, dataset, store, batch, source=source, on_event=forward)
-        conn.send(("done", record))
+        group, datasets, batch, source = message[1:]
+
+        def dataset_of(spec: RunSpec, d: dict[str, data.Dataset] = datasets) -> data.Dataset:
+            return d[data_key(spec)]
+
+        records = vectorized.train_one(
+            group,
+            dataset_of,
+            store,
+            batch,
+            source=source,
+            on_event=forward,
+        )
+        conn.send(("done", records))
 
 
 class _Process:
@@ -396,8 +448,8 @@ class _Process:
         )
         self.process.start()
         child.close()  # so that the parent sees EOF when the worker dies
-        self.spec: RunSpec | None = None
-        self.run_id: str | None = None
+        self.group: groups.Group | None = None
+        self.run_ids: dict[int, str] = {}  # run index -> id, of the group's runs that started
 
     def send(self, message: tuple[Any, ...]) -> None:
         with contextlib.suppress(OSError):  # it died; its sentinel says so
@@ -431,11 +483,11 @@ def _run_in_processes(sweep: _Sweep, n: int) -> None:
         while True:
             if sweep.checked:
                 for w in workers:
-                    spec = sweep.next_spec() if w.spec is None else None
-                    if spec is not None:
-                        w.spec = spec
-                        w.send(("run", *sweep.task(spec)))
-                if all(w.spec is None for w in workers):
+                    group = sweep.next_group() if w.group is None else None
+                    if group is not None:
+                        w.group = group
+                        w.send(("run", *sweep.task(group)))
+                if all(w.group is None for w in workers):
                     return
             ready = wait([w.conn for w in workers] + [w.process.sentinel for w in workers])
             for w in list(workers):
@@ -472,9 +524,9 @@ def _interrupt_workers(
                     os.kill(w.process.pid, signum)
         for w in workers:
             w.process.join(WORKER_GRACE_SECONDS)
-            if w.run_id is not None:
+            for run_id in w.run_ids.values():
                 with contextlib.suppress(WeightlabError, OSError):
-                    sweep.emit({"type": "run_end", "run": sweep.store.record(w.run_id)})
+                    sweep.emit({"type": "run_end", "run": sweep.store.record(run_id)})
 
 
 def _bury(sweep: _Sweep, w: _Process) -> None:
@@ -484,8 +536,8 @@ def _bury(sweep: _Sweep, w: _Process) -> None:
     code = w.process.exitcode
     if not sweep.checked:
         raise WeightlabError(f"a worker process died while loading TensorFlow (exit code {code})")
-    if w.spec is not None:
-        sweep.crashed(w.spec, w.run_id, f"worker process died (exit code {code})")
+    for spec in w.group.members if w.group is not None else []:
+        sweep.crashed(spec, w.run_ids.get(spec.index), f"worker process died (exit code {code})")
 
 
 def _handle(sweep: _Sweep, w: _Process, message: tuple[Any, ...]) -> None:
@@ -498,11 +550,12 @@ def _handle(sweep: _Sweep, w: _Process, message: tuple[Any, ...]) -> None:
         sweep.announce()
     elif kind == "event":
         if message[1]["type"] == "run_start":
-            w.run_id = message[1]["run"]["id"]
+            w.run_ids[message[1]["run"]["index"]] = message[1]["run"]["id"]
         sweep.emit(message[1])
     elif kind == "done":
-        w.spec, w.run_id = None, None
-        sweep.finished(message[1])
+        w.group, w.run_ids = None, {}
+        for record in message[1]:
+            sweep.finished(record)
 
 
 # ---- Dask distributed ----------------------------------------------------------------------------
@@ -591,18 +644,19 @@ _PREPARED = False
 
 
 def _dask_train(
-    spec: RunSpec,
-    dataset: data.Dataset,
+    group: groups.Group,
+    datasets: dict[str, data.Dataset],
     batch: str,
     source: dict[str, Any],
     workers_per_host: dict[str, int],
     topic: str,
-) -> CollectedRun:
-    """A Dask task: train one run in memory and return it; progress goes out as worker events."""
+) -> list[CollectedRun]:
+    """A Dask task: train one group in memory and return its runs; progress goes out as worker
+    events."""
     worker = _dask_prepare(workers_per_host)
     # Keras' session and random seeds are per process: one run at a time in a worker process.
     with _TRAIN_LOCK:
-        from weightlab.training import runner
+        from weightlab.training import vectorized
 
         writers: list[MemoryWriter] = []
 
@@ -614,10 +668,16 @@ def _dask_train(
             if event["type"] in ("run_start", "epoch"):
                 worker.log_event(topic, _slim(event))
 
-        runner.train_run(
-            spec, dataset, None, batch, source=source, on_event=forward, make_writer=make_writer
+        vectorized.train_one(
+            group,
+            lambda spec: datasets[data_key(spec)],
+            None,
+            batch,
+            source=source,
+            on_event=forward,
+            make_writer=make_writer,
         )
-        return writers[0].collected()
+        return [w.collected() for w in writers]
 
 
 def _dask_warm(workers_per_host: dict[str, int]) -> None:
@@ -726,15 +786,24 @@ def _run_on_dask(sweep: _Sweep, client: Any) -> None:
     inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
     topic = f"weightlab-{sweep.batch}"
     client.subscribe_topic(topic, lambda event: inbox.put(("event", event[1])))
-    data_futures = {k: client.scatter(d) for k, d in sweep.datasets.items()}
-    futures: dict[int, Any] = {}
-    while (spec := sweep.next_spec()) is not None:
-        args = (data_futures[data_key(spec)], sweep.batch, sweep.source, per_host, topic)
+    futures: dict[int, Any] = {}  # by the index of the group's first run
+    tasks: dict[int, groups.Group] = {}
+    while (group := sweep.next_group()) is not None:
+        first = group.members[0].index
+        _, needed, batch, source = sweep.task(group)
         future = client.submit(
-            _dask_train, spec, *args, key=f"weightlab-{sweep.batch}-{spec.index}", pure=False
+            _dask_train,
+            group,
+            needed,
+            batch,
+            source,
+            per_host,
+            topic,
+            key=f"weightlab-{sweep.batch}-{first}",
+            pure=False,
         )
-        future.add_done_callback(lambda f, i=spec.index: inbox.put(("done", (i, f))))
-        futures[spec.index] = future
+        future.add_done_callback(lambda f, i=first: inbox.put(("done", (i, f))))
+        futures[first], tasks[first] = future, group
     epochs: dict[int, int] = {}  # runs that started on a worker: epochs completed there
     try:
         while futures:
@@ -746,27 +815,33 @@ def _run_on_dask(sweep: _Sweep, client: Any) -> None:
                 epochs[index] = payload.get("epoch", epochs.get(index, 0))
                 sweep.emit(payload)
             elif payload[0] in futures:
-                index, future = payload
-                del futures[index]
-                _dask_finished(sweep, sweep.experiment.runs[index], future)
+                first, future = payload
+                del futures[first]
+                _dask_finished(sweep, tasks[first], future)
                 if sweep.stopping:  # --fail-fast: what has not started never will
-                    unstarted = [i for i in futures if i not in epochs]
+                    unstarted = [
+                        i for i in futures if not any(s.index in epochs for s in tasks[i].members)
+                    ]
                     client.cancel([futures.pop(i) for i in unstarted])
     except KeyboardInterrupt as e:
         with lifecycle.signals_deferred():
-            for index in sorted(set(futures) & set(epochs)):
-                sweep.lost(sweep.experiment.runs[index], epochs[index], e)
+            for first in sorted(futures):
+                for spec in tasks[first].members:
+                    if spec.index in epochs:
+                        sweep.lost(spec, epochs[spec.index], e)
         raise
     finally:
         client.unsubscribe_topic(topic)
         client.cancel(list(futures.values()) + warming)
 
 
-def _dask_finished(sweep: _Sweep, spec: RunSpec, future: Any) -> None:
+def _dask_finished(sweep: _Sweep, group: groups.Group, future: Any) -> None:
     try:
-        run: CollectedRun = future.result()
+        runs: list[CollectedRun] = future.result()
     except Exception as e:  # the task itself failed: its worker died, or the run could not travel
         detail = "".join(traceback.format_exception(e))
-        sweep.crashed(spec, None, f"{type(e).__name__}: {e}"[:300], detail)
+        for spec in group.members:
+            sweep.crashed(spec, None, f"{type(e).__name__}: {e}"[:300], detail)
         return
-    sweep.finished(write_collected(sweep.store, run))
+    for run in runs:
+        sweep.finished(write_collected(sweep.store, run))

@@ -102,6 +102,8 @@ class RunProgress:
         self.started = time.monotonic()
         workers = event.get("workers")
         where = f", {workers} workers" if workers else ""
+        if event.get("engines"):
+            where += f"; {event['engines']}"
         if self.enabled:
             # soft_wrap: in a log (no terminal) rich would hard-wrap at 80 columns and pad.
             self.console.print(

@@ -839,9 +839,14 @@ def gallery(entries: list[dict[str, Any]], width: int = 80) -> RenderableType:
 
 
 def sweep_plan(
-    name: str, describe: str, runs: list[dict[str, Any]], width: int = 80
+    name: str,
+    describe: str,
+    runs: list[dict[str, Any]],
+    width: int = 80,
+    groups: list[dict[str, Any]] | None = None,
 ) -> RenderableType:
-    """The runs a sweep would make: one row per run, its seed and its matrix values."""
+    """The runs a sweep would make: one row per run, its seed, its matrix values and its group;
+    then one line per group (engine, runs, why, the keys that split it from the others)."""
     from weightlab.config import short_value
 
     keys = list(runs[0]["cell"]) if runs else []
@@ -849,11 +854,18 @@ def sweep_plan(
         Col("run", [str(r["run"]) for r in runs], right=True),
         Col("seed", [str(r["seed"]) for r in runs], right=True),
     ]
+    if groups is not None:
+        cols.append(Col("group", [str(r["group"]) for r in runs], right=True))
     cols += [setting_col(short_setting(k), [short_value(r["cell"][k]) for r in runs]) for k in keys]
     table, _ = fitted_table(cols, width)
     parts: list[RenderableType] = [Text(f"{name}: {describe} (dry run: nothing trains)"), table]
     if table.legend:
         parts.append(Text("; ".join(table.legend), style="dim"))
+    for n, g in enumerate(groups or [], 1):
+        split = f"; split by {', '.join(g['split_by'])}" if g["split_by"] else ""
+        runs_text = ", ".join(str(r) for r in g["runs"])
+        line = f"group {n}: {g['engine']} engine, runs {runs_text} ({g['reason']}{split})"
+        parts.append(Text(line))
     return Group(*parts)
 
 

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from weightlab import __version__, data, lifecycle, stats
+from weightlab import __version__, data, groups, lifecycle, stats
 from weightlab.config import Experiment, RunSpec
 from weightlab.errors import ConfigError, Problem
 from weightlab.executors import data_key as _data_key
@@ -118,7 +118,7 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> tf.Tenso
     """
     if not shuffle:
         return tf.range(n, dtype=tf.int64)
-    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    key = tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)])
     return tf.cast(tf.argsort(tf.random.stateless_uniform([n], seed=key), stable=True), tf.int64)
 
 
@@ -164,8 +164,11 @@ def train_run(
     source: dict[str, Any] | None = None,
     on_event: OnEvent | None = None,
     make_writer: Callable[[Any, dict[str, Any], dict[str, Any]], Any] = RunWriter,
+    execution: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one run and record it in the store.
+
+    ``execution`` is added to run.json's ``execution`` (the engine and why it was chosen).
 
     ``make_writer(store, record, config)`` makes the run's writer: a :class:`RunWriter` into
     ``store``, or an in-memory one that a Dask worker sends back whole (``weightlab.executors``).
@@ -179,6 +182,7 @@ def train_run(
     cfg = spec.config
     data_info = {**dataset.info, "fingerprint": fingerprint(dataset)}
     record = spec_record(spec, batch, data=data_info, versions=versions(), source=source)
+    record["execution"] = dict(execution or {"engine": "keras"})
     writer = make_writer(store, record, cfg)
     return _train(writer, cfg, spec.seed, dataset, on_event or (lambda event: None))
 
@@ -190,6 +194,10 @@ def resume_run(
     :func:`weightlab.resume.prepare`, which checked that it may)."""
     cfg, seed, dataset = plan.config, plan.record["seed"], plan.dataset
     try:
+        if (plan.record.get("execution") or {}).get("engine") == "vectorized":
+            from weightlab.training import vectorized  # a member continues alone, the same bits
+
+            return vectorized.resume_member(plan, store, on_event=on_event)
         saved = state.load(plan.state)
         writer = RunWriter.reopen(store, plan.run_id, plan.lock)  # the lock prepare took
         with lifecycle.stop_on_signals():
@@ -221,7 +229,8 @@ def _train(
         model = build(cfg["model"], dataset.features)
         plan = plan_execution(model, dataset, cfg["train"], cfg["snapshots"]["every"])
         compile_model(model, cfg["train"], plan["steps_per_execution"], plan["jit_compile"])
-        record["execution"] = {**plan, "jit_compile": bool(model.jit_compile)}
+        engine = record.get("execution") or {"engine": "keras"}
+        record["execution"] = {**plan, "jit_compile": bool(model.jit_compile), **engine}
 
         def on_epoch(epoch: int, logs: dict[str, Any]) -> None:
             emit({"type": "epoch", "run": record, "epoch": epoch, "logs": logs})
@@ -393,10 +402,13 @@ def run_experiment(
     *,
     on_event: OnEvent | None = None,
     fail_fast: bool = False,
+    engine: str = "auto",
 ) -> list[dict[str, Any]]:
     """Check, then train every run of an experiment in turn; returns their records.
 
     With ``fail_fast``, the first failed run ends the sweep: the runs after it are not started.
+    ``engine`` chooses how (:func:`weightlab.groups.plan_groups`): groups of compatible runs
+    train as one stacked computation on the vectorized engine.
 
     Raises:
         ConfigError: a Keras name or a data file is invalid; nothing was written.
@@ -406,22 +418,25 @@ def run_experiment(
     batch = new_id()
     source = sweep_source(experiment)
     emit = on_event or (lambda event: None)
+    planned = groups.plan_groups(experiment.runs, engine)
     emit(
         {
             "type": "batch_start",
             "batch": batch,
             "total": len(experiment.runs),
             "describe": experiment.describe(),
+            "engines": groups.summary(planned),
         }
     )
-    records = []
+    from weightlab.training import vectorized
+
     with lifecycle.stop_on_signals():
-        for spec in experiment.runs:
-            records.append(
-                train_run(
-                    spec, datasets[_data_key(spec)], store, batch, source=source, on_event=on_event
-                )
-            )
-            if fail_fast and records[-1]["status"] == "failed":
-                break
-    return records
+        return vectorized.train_planned(
+            planned,
+            lambda spec: datasets[_data_key(spec)],
+            store,
+            batch,
+            source=source,
+            on_event=on_event,
+            fail_fast=fail_fast,
+        )
