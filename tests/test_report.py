@@ -402,3 +402,11 @@ def page_data_text(path: Path) -> str:
     found = re.search(r'<script type="application/json" id="weightlab-data">(.*?)</script>', text)
     assert found
     return found.group(1)
+
+
+def test_run_refuses_a_bad_report_path_before_training(store, tmp_path):
+    config = REPO / "configs" / "bias-vs-no-bias.yaml"
+    result = CliRunner().invoke(cli, ["run", str(config), "--quiet", "--report", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "is a directory" in result.output
+    assert not store.root.exists()  # nothing trained, nothing stored

@@ -99,6 +99,32 @@ def test_the_page_renders_offline_and_the_slider_moves_the_histograms(store, tmp
     page.select_option("#dot-unit", "1")
     assert dot_terms() != before  # another unit: other weights, other terms
 
+    # Zooming one weights chart zooms them all (linked x axes).
+    page.evaluate(
+        "Plotly.relayout(document.querySelector('[data-chart=\"weights-out/kernel\"]'),"
+        " {'xaxis.range': [1, 2]})"
+    )
+    page.wait_for_timeout(300)
+    linked = page.evaluate(
+        "Array.from(document.querySelector('[data-chart=\"weights-dense_1/kernel\"]')"
+        ".layout.xaxis.range)"
+    )
+    assert linked == [1, 2]
+    page.evaluate(
+        "Plotly.relayout(document.querySelector('[data-chart=\"weights-out/bias\"]'),"
+        " {'xaxis.autorange': true})"
+    )
+    page.wait_for_timeout(300)
+    assert page.evaluate(
+        "document.querySelector('[data-chart=\"weights-out/kernel\"]').layout.xaxis.autorange"
+    )
+
+    with page.expect_download() as got:
+        page.click("#download-runs-csv")
+    lines = Path(got.value.path()).read_text().splitlines()
+    assert lines[0].startswith("id,experiment,seed,model.use_bias,status")
+    assert len(lines) == 1 + len(records)
+
     shot = tmp_path / "report.png"
     page.screenshot(path=str(shot), full_page=True)
     ARTIFACTS.mkdir(exist_ok=True)

@@ -413,7 +413,6 @@
     const divs = vars.map((v) => chart("weights-" + v, "small"));
     divs.forEach((d) => grid.appendChild(d));
     s.appendChild(grid);
-    let syncing = false;
 
     function redraw() {
       vars.forEach((v, i) => {
@@ -439,14 +438,19 @@
       });
     }
     redraw();
+    // Linked x axes: a zoom (or its reset) in one chart is copied to the others that differ, so
+    // the relayout events the copies fire end at once instead of bouncing back and forth.
     divs.forEach((d) => d.on("plotly_relayout", (ev) => {
-      if (syncing) return;
-      const range = ev["xaxis.range[0]"] !== undefined ? [ev["xaxis.range[0]"], ev["xaxis.range[1]"]] : null;
-      const reset = ev["xaxis.autorange"];
-      if (!range && !reset) return;
-      syncing = true;
-      divs.filter((o) => o !== d).forEach((o) => Plotly.relayout(o, range ? { "xaxis.range": range } : { "xaxis.autorange": true }));
-      syncing = false;
+      const range = ev["xaxis.range[0]"] !== undefined ? [ev["xaxis.range[0]"], ev["xaxis.range[1]"]] : ev["xaxis.range"] || null;
+      if (!range && !ev["xaxis.autorange"]) return;
+      divs.forEach((o) => {
+        const axis = o.layout && o.layout.xaxis;
+        if (o === d || !axis) return;
+        const same = range
+          ? !axis.autorange && axis.range && axis.range[0] === range[0] && axis.range[1] === range[1]
+          : axis.autorange;
+        if (!same) Plotly.relayout(o, range ? { "xaxis.range": range.slice() } : { "xaxis.autorange": true });
+      });
     }));
   }
 

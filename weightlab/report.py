@@ -88,7 +88,7 @@ def select(
         UsageError: the selection is empty, or its runs come from more than one store.
     """
     paths = {s: _run_dir_store(s) for s in selectors}
-    roots = {root for found in paths.values() if found for root, _ in [found]}
+    roots = {found[0] for found in paths.values() if found}
     named = [s for s, found in paths.items() if not found]
     store = Store.open(store_path)
     if named or not roots:
