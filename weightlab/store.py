@@ -19,6 +19,7 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -79,9 +80,21 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def new_id() -> str:
-    """A run or batch id: UTC time to the second and 4 random hex digits: ``261129-082601-a3f9``."""
-    return time.strftime("%y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+def new_id(at: Any = None) -> str:
+    """A run or batch id: UTC time to the second and 4 random hex digits: ``261129-082601-a3f9``.
+
+    ``at``: the ISO time the id is to carry (a run's ``started_at``, for a run trained on a Dask
+    worker and written here later); default now.
+    """
+    stamp = time.strftime("%y%m%d-%H%M%S", time.gmtime())
+    if isinstance(at, str):
+        with contextlib.suppress(ValueError):
+            stamp = (
+                datetime.fromisoformat(at.replace("Z", "+00:00"))
+                .astimezone(UTC)
+                .strftime("%y%m%d-%H%M%S")
+            )
+    return stamp + "-" + secrets.token_hex(2)
 
 
 def new_record(
@@ -778,7 +791,7 @@ class RunWriter(EpochSnapshots):
             (tmp / "history.jsonl").touch()
             jsonio.atomic_write_bytes(tmp / "config.yaml", config_yaml)
             for _ in range(100):
-                record["id"] = new_id()
+                record["id"] = new_id(record.get("started_at"))  # a Dask run's, not now
                 jsonio.atomic_write_json(tmp / "run.json", record)
                 path = store.runs_dir / record["id"]
                 try:
