@@ -568,7 +568,8 @@ def write_collected(store: Store, run: CollectedRun) -> dict[str, Any]:
     record = run.record
     status = record["status"]
     record["status"] = "running"
-    writer = RunWriter(store, record, run.config)
+    # Its id carries the time it started on the worker, not the time it came back.
+    writer = RunWriter(store, record, run.config, id_time=record.get("started_at"))
     for row in run.history:
         writer.append_history(row)
     for name, contents in run.files.items():

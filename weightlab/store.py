@@ -764,13 +764,20 @@ class RunWriter(EpochSnapshots):
     """Writes one run's directory. Every file is replaced atomically; history and the epochs'
     trajectory are appended (see :mod:`weightlab.trajectory`)."""
 
-    def __init__(self, store: Store, record: dict[str, Any], config: dict[str, Any]):
+    def __init__(
+        self,
+        store: Store,
+        record: dict[str, Any],
+        config: dict[str, Any],
+        *,
+        id_time: str | None = None,
+    ):
         self.store = store
         self.record = record
         self.flat = flatten(config)
         self.compress = bool(config.get("snapshots", {}).get("compress", False))
         try:
-            self.dir = self._create(store, record, yamlio.dump(config).encode())
+            self.dir = self._create(store, record, yamlio.dump(config).encode(), id_time)
             self.epochs = None if self.compress else TrajectoryWriter(self.dir / "snapshots")
             self._history = (self.dir / "history.jsonl").open("a", encoding="utf-8")
         except OSError as e:
@@ -778,7 +785,9 @@ class RunWriter(EpochSnapshots):
         self.store.index_run(self.record, self.flat)
 
     @staticmethod
-    def _create(store: Store, record: dict[str, Any], config_yaml: bytes) -> Path:
+    def _create(
+        store: Store, record: dict[str, Any], config_yaml: bytes, id_time: str | None = None
+    ) -> Path:
         """Build the run directory under a hidden name, then rename it to its id in one step.
 
         A process killed half-way leaves a hidden ``.new-*`` directory that listings skip, never
@@ -791,7 +800,7 @@ class RunWriter(EpochSnapshots):
             (tmp / "history.jsonl").touch()
             jsonio.atomic_write_bytes(tmp / "config.yaml", config_yaml)
             for _ in range(100):
-                record["id"] = new_id(record.get("started_at"))  # a Dask run's, not now
+                record["id"] = new_id(id_time) if id_time else new_id()
                 jsonio.atomic_write_json(tmp / "run.json", record)
                 path = store.runs_dir / record["id"]
                 try:
