@@ -209,7 +209,7 @@ def test_unreachable_scheduler_is_a_usage_error(store):
         executors.run_sweep(
             load_experiment(BIAS, TINY), store, executor="dask", scheduler="tcp://127.0.0.1:9"
         )
-    assert "--scheduler tcp://127.0.0.1:9: no Dask scheduler answers there" in str(e.value)
+    assert "--scheduler tcp://127.0.0.1:9: no Dask scheduler answered there" in str(e.value)
 
 
 # ---- without TensorFlow: runs sent back whole, failures, progress --------------------------------
