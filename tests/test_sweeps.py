@@ -217,7 +217,7 @@ def test_unreachable_scheduler_is_a_usage_error(store):
         executors.run_sweep(
             load_experiment(BIAS, TINY), store, executor="dask", scheduler="tcp://127.0.0.1:9"
         )
-    assert "--scheduler tcp://127.0.0.1:9: no Dask scheduler answers there" in str(e.value)
+    assert "--scheduler tcp://127.0.0.1:9: no Dask scheduler answered there" in str(e.value)
 
 
 # ---- without TensorFlow: runs sent back whole, failures, progress --------------------------------
@@ -419,7 +419,12 @@ def test_fail_fast_starts_nothing_after_a_failure(store, write_config):
 
 # ---- a signal to the parent alone ----------------------------------------------------------------
 
-LONG = ["data.samples=48", "train.epochs=3000", "train.batch_size=16", "seed=0"]  # stopped long before
+LONG = [
+    "data.samples=48",
+    "train.epochs=3000",
+    "train.batch_size=16",
+    "seed=0",
+]  # stopped long before
 
 
 def signal_once_two_runs_train(sig):

@@ -207,7 +207,7 @@ def compare(
         raise UsageError("no runs to compare: the selection (and --where) left none")
     if threshold < 0 or every < 1:
         raise UsageError(f"expected threshold >= 0 and every >= 1; got {threshold}, {every}")
-    records = sorted(records, key=lambda r: (r["started_at"], r["id"]))
+    records = run_order(records)
     result = side_by_side(records, all_keys=all_keys)
     keys = [k for k in differing_keys([r["config"] for r in records]) if k != "seed"]
     by = None if by is None else resolve_key(records, by, "--by")
@@ -296,6 +296,26 @@ def _same(stored: Any, text: str) -> bool:
         return isinstance(stored, int | float) and float(text) == float(stored)
     except ValueError:
         return False
+
+
+def run_order(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Batches in the order they started, each batch's runs in matrix order (their ``index``).
+
+    The runs of a parallel sweep (a Dask one most of all) start in whatever order the workers
+    take them; their start times would shuffle the matrix.
+    """
+    first: dict[str, str] = {}
+    for r in records:
+        batch, at = str(r.get("batch")), str(r.get("started_at"))
+        first[batch] = min(first.get(batch, at), at)
+
+    def key(r: dict[str, Any]) -> tuple[str, str, int, str, str]:
+        index = r.get("index")
+        batch = str(r.get("batch"))
+        n = index if isinstance(index, int) and not isinstance(index, bool) else 0
+        return first[batch], batch, n, str(r.get("started_at")), str(r.get("id"))
+
+    return sorted(records, key=key)
 
 
 def sort_rows(rows: list[dict[str, Any]], sort_by: str | None) -> list[dict[str, Any]]:

@@ -213,6 +213,14 @@ def cli() -> None:
     metavar="ADDRESS",
     help="Dask scheduler to use, e.g. tcp://10.0.0.5:8786 [default: a LocalCluster].",
 )
+@click.option(
+    "--scheduler-timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --scheduler: how long to wait for it to answer, then for a worker.",
+)
 @click.option("--fail-fast", is_flag=True, help="Start no more runs after the first failure.")
 @click.option(
     "--engine",
@@ -254,6 +262,7 @@ def run(
     jobs: int,
     executor: str,
     scheduler: str | None,
+    scheduler_timeout: float,
     fail_fast: bool,
     engine: str,
     store_path: str | None,
@@ -318,6 +327,7 @@ def run(
             fail_fast=fail_fast,
             on_event=progress.on_event,
             engine=engine,
+            scheduler_timeout=scheduler_timeout,
         )
     records = result.records
     report = expectations.check(experiment.expect, records) if experiment.expect else None

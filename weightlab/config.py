@@ -603,6 +603,14 @@ def parse_override(text: str) -> tuple[Path, Any]:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(Problem(where, key, "expected a dotted key such as train.epochs"))
+    if key.count(".") >= yamlio.MAX_DEPTH:
+        raise ConfigError(
+            Problem(
+                where,
+                key[:40] + "...",
+                f"a key of more than {yamlio.MAX_DEPTH} parts; no config key is nested so deep",
+            )
+        )
     try:
         value, _ = yamlio.load(value_text if value_text.strip() else "''", where)
     except ConfigError as e:  # an override has no lines: name the override, not "override:1"

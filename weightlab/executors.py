@@ -71,6 +71,8 @@ LOCAL_CLUSTER_CONFIG = {
 }
 # How long an interrupted worker may take to record its run before it is terminated.
 WORKER_GRACE_SECONDS = 30.0
+# How long to wait for a Dask scheduler to answer, and then for its first worker.
+SCHEDULER_TIMEOUT = 10.0
 DASK_MISSING = (
     "--executor dask needs Dask distributed, an optional extra of weightlab; "
     "install it with: pip install 'weightlab[dask]'"
@@ -152,6 +154,7 @@ def run_sweep(
     fail_fast: bool = False,
     on_event: OnEvent | None = None,
     engine: str = "auto",
+    scheduler_timeout: float = SCHEDULER_TIMEOUT,
 ) -> SweepResult:
     """Train every run of ``experiment`` and record it in ``store``.
 
@@ -160,10 +163,12 @@ def run_sweep(
         executor: ``"local"`` or ``"dask"``.
         scheduler: address of a running Dask scheduler; None starts a LocalCluster.
         fail_fast: after the first failed run start no other (runs already training finish).
-        on_event: receives ``batch_start``, ``run_start``, ``epoch`` and ``run_end`` events.
+        on_event: receives ``batch_start``, ``run_start``, ``epoch`` and ``run_end`` events
+            (and ``note``: what a Dask sweep waits for).
         engine: ``auto``, ``keras`` or ``vectorized`` (:func:`weightlab.groups.plan_groups`);
             workers get whole groups, or balanced sub-groups when there are fewer groups than
             workers.
+        scheduler_timeout: seconds to wait for the Dask scheduler to answer, then for a worker.
 
     Raises:
         ConfigError: a Keras name or a data file is invalid; nothing was written.
@@ -191,7 +196,7 @@ def run_sweep(
     # SIGTERM/SIGHUP stop a sweep like Ctrl-C: the runs in flight are recorded `interrupted`.
     with lifecycle.stop_on_signals():
         if executor == "dask":
-            with _dask_client(scheduler, jobs) as client:
+            with _dask_client(scheduler, jobs, scheduler_timeout, emit) as client:
                 _run_on_dask(sweep, client)
         else:
             _run_in_processes(sweep, min(jobs, len(experiment.runs)))
@@ -627,7 +632,8 @@ def write_collected(store: Store, run: CollectedRun) -> dict[str, Any]:
     record = run.record
     status = record["status"]
     record["status"] = "running"
-    writer = RunWriter(store, record, run.config)
+    # Its id carries the time it started on the worker, not the time it came back.
+    writer = RunWriter(store, record, run.config, id_time=record.get("started_at"))
     for row in run.history:
         writer.append_history(row)
     for name, contents in run.files.items():
@@ -668,16 +674,28 @@ def _dask_train(
             if event["type"] in ("run_start", "epoch"):
                 worker.log_event(topic, _slim(event))
 
-        vectorized.train_one(
-            group,
-            lambda spec: datasets[data_key(spec)],
-            None,
-            batch,
-            source=source,
-            on_event=forward,
-            make_writer=make_writer,
-        )
+        stop = _stop_event(batch)
+        # Cancelling a future does not stop the thread that runs it: the training polls the
+        # sweep's stop event instead, and ends like a run stopped by a signal.
+        # KeyboardInterrupt: the runs are recorded interrupted; nobody waits for them any more.
+        with lifecycle.remote_stop(stop.is_set), contextlib.suppress(KeyboardInterrupt):
+            vectorized.train_one(
+                group,
+                lambda spec: datasets[data_key(spec)],
+                None,
+                batch,
+                source=source,
+                on_event=forward,
+                make_writer=make_writer,
+            )
         return [w.collected() for w in writers]
+
+
+def _stop_event(batch: str, client: Any = None) -> Any:
+    """The distributed Event a sweep sets when it is stopped; its workers' runs poll it."""
+    import distributed
+
+    return distributed.Event(f"weightlab-stop-{batch}", client=client)
 
 
 def _dask_warm(workers_per_host: dict[str, int]) -> None:
@@ -715,28 +733,51 @@ def _dask_check(experiment: Experiment, workers_per_host: dict[str, int]) -> lis
 
 
 @contextmanager
-def _dask_client(scheduler: str | None, jobs: int) -> Iterator[Any]:
-    """A client of the scheduler at ``scheduler``, or of a new LocalCluster of ``jobs`` workers."""
+def _dask_client(
+    scheduler: str | None, jobs: int, timeout: float = SCHEDULER_TIMEOUT, emit: OnEvent = _ignore
+) -> Iterator[Any]:
+    """A client of the scheduler at ``scheduler``, or of a new LocalCluster of ``jobs`` workers.
+
+    Each wait is bounded by ``timeout`` and says first what it waits for.
+    """
     try:
         import dask
         import distributed
     except ImportError:
         raise WeightlabError(DASK_MISSING) from None
     if scheduler:
+        emit(
+            {
+                "type": "note",
+                "text": f"connecting to the Dask scheduler at {scheduler} "
+                f"(waiting up to {timeout:g} s, --scheduler-timeout)",
+            }
+        )
         try:
-            client = distributed.Client(scheduler)  # distributed.comm.timeouts.connect
+            # The dashboard of a client is never started: no "Port 8787 is already in use".
+            client = distributed.Client(scheduler, timeout=timeout)
         except (OSError, TimeoutError, ValueError) as e:
             raise UsageError(
-                f"--scheduler {scheduler}: no Dask scheduler answers there ({e}); "
-                "start one with `dask scheduler` and give the address it prints"
+                f"--scheduler {scheduler}: no Dask scheduler answered there within {timeout:g} s "
+                f"({type(e).__name__}); start one with `dask scheduler` and give the address it "
+                "prints, or wait longer with --scheduler-timeout"
             ) from None
         with client:
+            if not client.scheduler_info().get("workers"):
+                emit(
+                    {
+                        "type": "note",
+                        "text": f"the Dask scheduler at {scheduler} has no worker "
+                        f"yet: waiting up to {timeout:g} s for one",
+                    }
+                )
             try:
-                client.wait_for_workers(1, timeout=60)
+                client.wait_for_workers(1, timeout=timeout)
             except (TimeoutError, distributed.TimeoutError):
                 raise UsageError(
-                    f"the Dask scheduler at {scheduler} has no workers; start one with "
-                    f"`dask worker {scheduler} --nthreads 1`"
+                    f"the Dask scheduler at {scheduler} answered but has no workers after "
+                    f"{timeout:g} s; start one with `dask worker {scheduler} --nthreads 1` "
+                    "(or wait longer with --scheduler-timeout)"
                 ) from None
             yield client
         return
@@ -746,6 +787,9 @@ def _dask_client(scheduler: str | None, jobs: int) -> Iterator[Any]:
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            # No dashboard, and the scheduler's HTTP server on a free port: with the default
+            # (8787) taken, distributed warns "Port 8787 is already in use".
+            scheduler_kwargs={"dashboard_address": ":0"},
             silence_logs=logging.ERROR,
         )
     with cluster, distributed.Client(cluster) as client:
@@ -825,6 +869,8 @@ def _run_on_dask(sweep: _Sweep, client: Any) -> None:
                     client.cancel([futures.pop(i) for i in unstarted])
     except KeyboardInterrupt as e:
         with lifecycle.signals_deferred():
+            with contextlib.suppress(Exception):  # first: the workers stop training at once
+                _stop_event(sweep.batch, client).set()
             for first in sorted(futures):
                 for spec in tasks[first].members:
                     if spec.index in epochs:

@@ -12,8 +12,9 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import Any
 
@@ -172,8 +173,85 @@ def signal_name(interrupt: KeyboardInterrupt) -> str:
     return signal.Signals(getattr(interrupt, "signum", signal.SIGINT)).name
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(signum)
+class _StopState:
+    """What the signal handler knows: the first stop signal, how many came, who polls for it.
+
+    A handler that raises can have its exception swallowed when the signal lands inside a
+    finalizer or a callback that catches everything (1 SIGTERM in about 22 was lost that way while
+    training). So while training polls (a Keras callback at every batch and epoch end, see
+    :func:`polling`), the first signal only sets a flag and training stops itself, at a point of
+    its own choosing; the second raises at once; the third leaves without recording anything
+    (the run then shows as ``crashed``, resumable). Outside polling the first signal raises as
+    before, and the flag stays set, so a swallowed raise is still honoured at the next check.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.count = 0
+        self.polling = 0
+        self.depth = 0
+        self.remote: Callable[[], bool] | None = None  # another stop request (a Dask sweep's)
+        self.remote_checked = 0.0
+
+
+_STOP = _StopState()
+REMOTE_POLL_SECONDS = 0.5  # how often a remote stop request is asked for (a round trip)
+
+
+def stop_requested() -> int | None:
+    """The signal number of a stop that was asked for and not yet honoured, else None."""
+    if _STOP.signum is None and _STOP.remote is not None:
+        now = time.monotonic()
+        if now - _STOP.remote_checked >= REMOTE_POLL_SECONDS:
+            _STOP.remote_checked = now
+            try:
+                if _STOP.remote():
+                    _STOP.signum = signal.SIGTERM
+            except Exception:  # an unreachable scheduler is no reason to stop, nor to fail
+                pass
+    return _STOP.signum
+
+
+def check_stop() -> None:
+    """Raise :class:`Terminated` if a stop was asked for (a signal, or :func:`remote_stop`)."""
+    signum = stop_requested()
+    if signum is not None:
+        raise Terminated(signum)
+
+
+@contextmanager
+def polling() -> Iterator[None]:
+    """Within this block something calls :func:`check_stop` often (training's callback), so the
+    first signal only sets the flag."""
+    _STOP.polling += 1
+    try:
+        yield
+    finally:
+        _STOP.polling -= 1
+
+
+@contextmanager
+def remote_stop(requested: Callable[[], bool]) -> Iterator[None]:
+    """Within this block :func:`stop_requested` also asks ``requested()`` (at most every
+    :data:`REMOTE_POLL_SECONDS`): how a Dask worker's training learns that its sweep stopped."""
+    _STOP.remote, _STOP.remote_checked = requested, 0.0
+    try:
+        yield
+    finally:
+        _STOP.remote = None
+        _STOP.signum = None  # this process goes on to serve other tasks
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    _STOP.count += 1
+    if _STOP.signum is None:
+        _STOP.signum = signum
+    if _STOP.count >= 3:
+        with suppress(OSError):
+            os.write(2, f"\n{signal.Signals(signum).name} a third time: exiting now\n".encode())
+        os._exit(128 + signum)
+    if _STOP.count >= 2 or not _STOP.polling:
+        raise Terminated(signum)
 
 
 def _catchable(signals: tuple[signal.Signals, ...]) -> list[signal.Signals]:
@@ -186,15 +264,27 @@ def _catchable(signals: tuple[signal.Signals, ...]) -> list[signal.Signals]:
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Within this block, SIGTERM and SIGHUP raise :class:`Terminated` like Ctrl-C raises
-    KeyboardInterrupt, so the run is recorded ``interrupted`` instead of left ``running``."""
-    wanted = _catchable((signal.SIGTERM, signal.SIGHUP))
-    previous = {s: signal.signal(s, _raise_terminated) for s in wanted}
+    """Within this block SIGINT, SIGTERM and SIGHUP stop training cleanly (see
+    :class:`_StopState`): the run is recorded ``interrupted`` instead of left ``running``, and
+    :class:`Terminated` carries the signal's exit code."""
+    wanted = _catchable((signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+    if (
+        signal.SIGINT in wanted
+        and signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        wanted.remove(signal.SIGINT)  # someone else's Ctrl-C handler (a test runner): keep it
+    previous = {s: signal.signal(s, _on_signal) for s in wanted}
+    if _STOP.depth == 0:
+        _STOP.signum, _STOP.count = None, 0
+    _STOP.depth += 1
     try:
         yield
     finally:
+        _STOP.depth -= 1
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if _STOP.depth == 0:
+            _STOP.signum, _STOP.count = None, 0
 
 
 @contextmanager

@@ -94,6 +94,8 @@ class RunProgress:
                 self.progress.update(task, completed=event["epoch"], info=f"loss {loss}")
         elif kind == "run_end":
             self._run_end(event["run"])
+        elif kind == "note" and self.enabled:  # what a sweep waits for (a Dask scheduler)
+            self.console.print(f"[dim]{event['text']}[/dim]", soft_wrap=True)
         self._update_sweep()
 
     def _batch_start(self, event: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -87,9 +88,21 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def new_id() -> str:
-    """A run or batch id: UTC time to the second and 4 random hex digits: ``261129-082601-a3f9``."""
-    return time.strftime("%y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+def new_id(at: Any = None) -> str:
+    """A run or batch id: UTC time to the second and 4 random hex digits: ``261129-082601-a3f9``.
+
+    ``at``: the ISO time the id is to carry (a run's ``started_at``, for a run trained on a Dask
+    worker and written here later); default now.
+    """
+    stamp = time.strftime("%y%m%d-%H%M%S", time.gmtime())
+    if isinstance(at, str):
+        with contextlib.suppress(ValueError):
+            stamp = (
+                datetime.fromisoformat(at.replace("Z", "+00:00"))
+                .astimezone(UTC)
+                .strftime("%y%m%d-%H%M%S")
+            )
+    return stamp + "-" + secrets.token_hex(2)
 
 
 def new_record(
@@ -884,14 +897,21 @@ class RunWriter(EpochSnapshots):
     """Writes one run's directory. Every file is replaced atomically; history and the epochs'
     trajectory are appended (see :mod:`weightlab.trajectory`)."""
 
-    def __init__(self, store: Store, record: dict[str, Any], config: dict[str, Any]):
+    def __init__(
+        self,
+        store: Store,
+        record: dict[str, Any],
+        config: dict[str, Any],
+        *,
+        id_time: str | None = None,
+    ):
         self.store = store
         self.record = record
         self.flat = flatten(config)
         self.compress = bool(config.get("snapshots", {}).get("compress", False))
         self.lock: runlock.RunLock | None = None
         try:
-            self.dir = self._create(store, record, yamlio.dump(config).encode())
+            self.dir = self._create(store, record, yamlio.dump(config).encode(), id_time)
             self.lock = runlock.acquire(self.dir, self.id, "training")  # released when final
             self.epochs = None if self.compress else TrajectoryWriter(self.dir / "snapshots")
             self._history = (self.dir / "history.jsonl").open("a", encoding="utf-8")
@@ -900,7 +920,9 @@ class RunWriter(EpochSnapshots):
         self.store.index_run(self.record, self.flat)
 
     @staticmethod
-    def _create(store: Store, record: dict[str, Any], config_yaml: bytes) -> Path:
+    def _create(
+        store: Store, record: dict[str, Any], config_yaml: bytes, id_time: str | None = None
+    ) -> Path:
         """Build the run directory under a hidden name, then rename it to its id in one step.
 
         A process killed half-way leaves a hidden ``.new-*`` directory that listings skip, never
@@ -914,7 +936,7 @@ class RunWriter(EpochSnapshots):
             (tmp / "history.jsonl").touch()
             jsonio.atomic_write_bytes(tmp / "config.yaml", config_yaml)
             for _ in range(100):
-                record["id"] = new_id()
+                record["id"] = new_id(id_time) if id_time else new_id()
                 jsonio.atomic_write_json(tmp / "run.json", record)
                 path = store.runs_dir / record["id"]
                 try:

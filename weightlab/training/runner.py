@@ -24,6 +24,7 @@ from weightlab.store import RunWriter, Store, new_id, now_iso
 from weightlab.training import keras_names, state
 from weightlab.training.model import build, compile_model
 from weightlab.training.snapshots import STEP_BUFFER_BYTES, WeightSnapshots, snapshot_callback
+from weightlab.training.stopping import StopOnRequest
 
 Event = dict[str, Any]
 OnEvent = Callable[[Event], None]
@@ -241,16 +242,18 @@ def _train(
         initial_epoch = 0 if saved is None else _restore(model, saved, snap, keep, writer)
         train, validation = feed(dataset, cfg["train"], seed, initial_epoch)
         fit_start = time.perf_counter()
-        model.fit(
-            train,
-            validation_data=validation,
-            initial_epoch=initial_epoch,
-            epochs=cfg["train"]["epochs"],
-            steps_per_epoch=spe,
-            shuffle=False,
-            callbacks=[snap, keep, *extra_callbacks(cfg["train"], writer)],
-            verbose=0,
-        )  # the pipeline shuffles
+        stop = StopOnRequest()  # last: an epoch that ended is recorded before a stop
+        with lifecycle.polling():  # a first signal sets a flag that `stop` turns into a stop
+            model.fit(
+                train,
+                validation_data=validation,
+                initial_epoch=initial_epoch,
+                epochs=cfg["train"]["epochs"],
+                steps_per_epoch=spe,
+                shuffle=False,
+                callbacks=[snap, keep, *extra_callbacks(cfg["train"], writer), stop],
+                verbose=0,
+            )  # the pipeline shuffles
         snap.close()  # a write error fails the run
         if snap.diverged_at_epoch is not None:
             _record_divergence(record, snap, keep, model, dataset, cfg, seed)

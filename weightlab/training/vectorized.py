@@ -549,7 +549,8 @@ def _train_members(
             assert m.snap is not None and m.keep is not None
             initial_epoch = runner._restore(m.snap.model, saved, m.snap, m.keep, m.writer)
         fit_start = time.perf_counter()
-        _fit(group, members, initial_epoch, every)
+        with lifecycle.polling():  # a first signal sets a flag that _fit turns into a stop
+            _fit(group, members, initial_epoch, every)
         for m in members:
             assert m.snap is not None and m.keep is not None
             m.snap.close()
@@ -596,6 +597,7 @@ def _fit(group: _Stack, members: list[_Run], initial_epoch: int, every: str | in
         m.keep.on_train_begin()
     spe = group.spe
     live = list(range(len(members)))
+    lifecycle.check_stop()
     for epoch in range(initial_epoch, group.epochs):
         group.begin(tf.constant(epoch, tf.int64))
         for i in live:
@@ -612,6 +614,8 @@ def _fit(group: _Stack, members: list[_Run], initial_epoch: int, every: str | in
                 for i in live:
                     members[i].snap.on_train_batch_end(stop - 1)  # type: ignore[union-attr]
                 start = stop
+                if start < spe:
+                    lifecycle.check_stop()  # between calls of `every` steps, as Keras' callback
         else:
             group.run_steps(tf.constant(0, tf.int64), tf.constant(spe, tf.int64))
             group.stale = True
@@ -631,6 +635,7 @@ def _fit(group: _Stack, members: list[_Run], initial_epoch: int, every: str | in
             live = [i for i in live if i not in stopped]
         if not live:
             break
+        lifecycle.check_stop()  # after the epoch's callbacks: an epoch that ended is recorded
 
 
 def _queue_steps(group: _Stack, members: list[_Run], live: list[int], step: int) -> None:
@@ -660,6 +665,7 @@ def train_planned(
     """Train every group in turn (each on its engine); the records in run order."""
     records: list[dict[str, Any]] = []
     for group in groups:
+        lifecycle.check_stop()  # a stop that came between groups (or was swallowed)
         records += train_one(group, datasets, store, batch, source=source, on_event=on_event)
         if fail_fast and any(r["status"] == "failed" for r in records):
             break
