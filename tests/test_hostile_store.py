@@ -1,9 +1,10 @@
 """A hostile store: one fault in one run (or beside the runs), then every reader command.
 
 For each fault, every command that reads the store exits 0 or 2 (``check`` 0 or 1: 1 when it
-finds the damage) without a traceback, within :data:`SECONDS` and :data:`PEAK_RSS`; ``check`` names the damaged run and the reason; and no
-byte of any other run changes (nor of the damaged one: readers never "fix" run data). Runs are
-written with the store's own writer (``conftest.write_run``), without TensorFlow.
+finds the damage) without a traceback, within :data:`SECONDS` and :data:`PEAK_RSS`; ``check``
+names the damaged run and the reason; and no byte of any other run changes (nor of the damaged
+one: readers never "fix" run data). Runs are written with the store's own writer
+(``conftest.write_run``), without TensorFlow.
 """
 
 from __future__ import annotations
