@@ -1,9 +1,10 @@
 """A hostile store: one fault in one run (or beside the runs), then every reader command.
 
 For each fault, every command that reads the store exits 0 or 2 (``check`` 0 or 1: 1 when it
-finds the damage) without a traceback; ``check`` names the damaged run and the reason; and no
-byte of any other run changes (nor of the damaged one: readers never "fix" run data). Runs are
-written with the store's own writer (``conftest.write_run``), without TensorFlow.
+finds the damage) without a traceback, within :data:`SECONDS` and :data:`PEAK_RSS`; ``check``
+names the damaged run and the reason; and no byte of any other run changes (nor of the damaged
+one: readers never "fix" run data). Runs are written with the store's own writer
+(``conftest.write_run``), without TensorFlow.
 """
 
 from __future__ import annotations
@@ -157,6 +158,14 @@ FAULTS = {
     "snapshots a list": (edit_record(snapshots=[]), "snapshots is an array"),
     "cell text": (edit_record(cell="x"), "cell is 'x', expected an object"),
     "best without loss": (edit_record(best={"epoch": 1}), "run.json: best is"),
+    "epochs negative": (edit_record(epochs=-1), "epochs is -1, expected a whole number >= 0"),
+    "pid text": (edit_record(pid="1234"), "pid is '1234', expected a whole number"),
+    "resumed an object": (edit_record(resumed={}), "resumed is an object, expected an array"),
+    "snapshots.bytes text": (
+        edit_record(snapshots={"every": "epoch", "count": 4, "bytes": "many"}),
+        "snapshots.bytes is 'many'",
+    ),
+    "unknown keys only": (edit_record(extra={"x": [1]}, comment="hand-edited"), None),
     "record lacks status": (
         lambda d: write("run.json", (d / "run.json").read_text().replace('"status"', '"s"'))(d),
         "run.json lacks status",
@@ -184,6 +193,10 @@ FAULTS = {
     "config binary": (write("config.yaml", b"\x00\xff\x00garbage"), "config.yaml"),
     "config a directory": (make_dir("config.yaml"), "config.yaml cannot be read"),
     "config a link loop": (self_link("config.yaml"), "config.yaml cannot be read"),
+    "config misspelt key": (
+        replace_text("config.yaml", "train:", "trian:"),
+        "trian: unknown key; did you mean 'train'?",
+    ),
     "config of another seed": (
         replace_text("config.yaml", "seed: 1", "seed: 5"),
         "config.yaml: seed is 5, run.json records seed 1",
@@ -312,10 +325,20 @@ def readers(store, victim: str, tmp: Path) -> list[tuple[tuple[str, ...], set[in
     ]
 
 
+SECONDS = 20  # per command, on a loaded 2-core machine; each takes well under a second alone
+PEAK_RSS = 2 * 2**30  # of the whole test process, in bytes: no fault may make a reader balloon
+
+
 def run_readers(store, victim: str, tmp: Path) -> dict[tuple[str, ...], str]:
+    import resource
+    import time
+
     outputs = {}
     for args, codes in readers(store, victim, tmp):
+        start = time.monotonic()
         result = invoke(*args)
+        assert time.monotonic() - start < SECONDS, args
+        assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 < PEAK_RSS, args
         assert result.exit_code in codes, (args, result.exit_code, result.output)
         assert "Traceback" not in result.output, (args, result.output)
         outputs[args] = " ".join(result.output.split())

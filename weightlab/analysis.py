@@ -624,7 +624,11 @@ class _Trajectories:
         self.notes: list[str] = []
 
     def losses(self, run_id: str) -> dict[int, float | None]:
-        return {row["epoch"]: row.get("loss") for row in self.store.history(run_id)}
+        rows, damage = self.store.read_history(run_id)
+        note = f"{run_id}: {damage}: its epochs after that are left out"
+        if damage and note not in self.notes:
+            self.notes.append(note)
+        return {row["epoch"]: row.get("loss") for row in rows}
 
     def pair(self, seed_pair: dict[str, Any]) -> dict[str, Any]:
         a, b = seed_pair["a"], seed_pair["b"]

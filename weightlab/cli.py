@@ -155,7 +155,7 @@ def _selected(store: Store, selectors: tuple[str, ...]) -> list[dict[str, Any]]:
     if not records:
         raise WeightlabError(f"no runs in {store.root} yet; start one with `weightlab run CONFIG`")
     readable = []
-    for r in store.verified(records):
+    for r in store.verified(records, histories=True):
         if r["status"] == "corrupt":
             _err().print(f"skipped {r['id']}: corrupt: {r['error']}", soft_wrap=True)
         else:

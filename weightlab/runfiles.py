@@ -150,30 +150,35 @@ def check_record(record: Any, run_id: str) -> dict[str, Any]:
 STAT_KEYS = ("l2", "dist_init")  # every statistic row has these; the others are optional
 
 
+_SCALARS = frozenset({int, float, type(None)})  # exact types: bool (an int subclass) is not one
+
+
 def row_problem(row: Any) -> str | None:
-    """What is wrong with one parsed history line, or None (no line number in the reason)."""
-    if not isinstance(row, dict):
+    """What is wrong with one parsed history line, or None (no line number in the reason).
+
+    Called for every line that ``compare`` or ``show`` reads: the common case, a valid row, is
+    one exact-type test per value.
+    """
+    if type(row) is not dict:
         return f"holds {_got(row)}, expected an object"
     epoch = row.get("epoch")
-    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+    if type(epoch) is not int or epoch < 0:
         return f"epoch is {_got(epoch)}, expected a whole number >= 0"
-    for key, value in row.items():
-        if key == "weights":
-            continue
-        if key != "epoch" and not _OPT_NUMBER[1](value):
-            return f"{key} is {_got(value)}, expected a number"
     weights = row.get("weights", {})
-    if not isinstance(weights, dict):
+    if type(weights) is not dict:
         return f"weights is {_got(weights)}, expected an object of variables"
+    for key, value in row.items():
+        if type(value) not in _SCALARS and key != "weights":
+            return f"{key} is {_got(value)}, expected a number"
     for name, stats in weights.items():
-        if not isinstance(stats, dict):
+        if type(stats) is not dict:
             return f"weights.{name} is {_got(stats)}, expected an object of statistics"
-        for stat in STAT_KEYS:
-            if stat not in stats:
-                return f"weights.{name} lacks {stat}"
-        for stat, value in stats.items():
-            if not _OPT_NUMBER[1](value):
-                return f"weights.{name}.{stat} is {_got(value)}, expected a number"
+        if "l2" not in stats or "dist_init" not in stats:
+            lacks = next(k for k in STAT_KEYS if k not in stats)
+            return f"weights.{name} lacks {lacks}"
+        if not all(type(v) in _SCALARS for v in stats.values()):
+            stat, value = next((k, v) for k, v in stats.items() if type(v) not in _SCALARS)
+            return f"weights.{name}.{stat} is {_got(value)}, expected a number"
     return None
 
 

@@ -420,17 +420,21 @@ class Store:
         final = {k: v for k, v in row.items() if k not in ("epoch", "weights")}
         return {**record, "epochs_completed": row["epoch"], "final": final}
 
-    def verified(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def verified(
+        self, records: list[dict[str, Any]], *, histories: bool = False
+    ) -> list[dict[str, Any]]:
         """``records`` with those whose snapshot files fall short of run.json marked corrupt.
 
         One stat per snapshot file: for the few runs ``compare`` shows, not for every ``ls``.
+        ``histories``: also read each history and mark a damaged one (``plot`` and ``export``,
+        which read every history anyway).
         """
         out = []
         for r in records:
             damage = None
             if r["status"] not in ("corrupt", "running"):
                 damage = lifecycle.scan(str(self.run_dir(r["id"])), r)[1]
-            if r["status"] != "corrupt" and not damage:
+            if histories and r["status"] != "corrupt" and not damage:
                 damage = self.history_damage(r["id"])
             out.append(_derived(r, damage))
         return out
@@ -577,7 +581,11 @@ class Store:
 
     def history_damage(self, run_id: str) -> str | None:
         """What is wrong with a run's ``history.jsonl``, or None (a torn last line is not)."""
-        return self._history(run_id)[1]
+        return self.read_history(run_id)[1]
+
+    def read_history(self, run_id: str) -> tuple[list[dict[str, Any]], str | None]:
+        """:meth:`history` and :meth:`history_damage` from one read of the file."""
+        return self._history(run_id)
 
     def _history(self, run_id: str) -> tuple[list[dict[str, Any]], str | None]:
         path = self.run_dir(run_id) / "history.jsonl"
