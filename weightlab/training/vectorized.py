@@ -617,7 +617,7 @@ def _fit(group: _Stack, members: list[_Run], initial_epoch: int, every: str | in
             group.stale = True
         logs = group.epoch_logs()
         stopped = []
-        stop: KeyboardInterrupt | None = None
+        interrupt: KeyboardInterrupt | None = None
         # Every member records the epoch before a signal (or an event handler's interrupt)
         # stops them: all in flight end after the same epoch.
         with lifecycle.signals_deferred():
@@ -627,13 +627,13 @@ def _fit(group: _Stack, members: list[_Run], initial_epoch: int, every: str | in
                 try:
                     m.snap.on_epoch_end(epoch, logs[i])
                 except KeyboardInterrupt as e:
-                    stop = stop or e  # as in Keras' fit: this member's state is not saved
+                    interrupt = interrupt or e  # as in Keras' fit: this member's state is not saved
                     continue
                 m.keep.on_epoch_end(epoch, logs[i])
                 if m.snap.model.stop_training:
                     stopped.append(i)
-        if stop is not None:
-            raise stop
+        if interrupt is not None:
+            raise interrupt
         if stopped:
             alive = group.alive.numpy()
             alive[stopped] = False
