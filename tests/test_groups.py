@@ -97,6 +97,7 @@ def test_auto_leaves_single_runs_on_keras_and_vectorized_takes_them():
         ("train.tensorboard=true", "TensorBoard"),
         ("train.optimizer={name: adam, clipnorm: 1.0}", "clipnorm"),
         ("train.optimizer={name: adamw}", "adamw"),
+        ("train.optimizer=adafactor", "not one that updates elementwise"),
     ],
 )
 def test_what_only_keras_runs_falls_back_with_its_reason(override, words):

@@ -390,7 +390,9 @@ def test_a_failing_run_and_a_dying_worker_spare_the_others(store, write_config):
         if event["type"] == "run_start" and event["run"]["index"] == 1:
             os.kill(event["run"]["pid"], signal.SIGKILL)
 
-    result = executors.run_sweep(exp, store, jobs=2, on_event=on_event)
+    # The keras engine: one run per task, so one run's failure is its own (a vectorized group
+    # fails or dies as one: tests/test_vectorized.py).
+    result = executors.run_sweep(exp, store, jobs=2, on_event=on_event, engine="keras")
     by_index = {r["index"]: r for r in result.records}
     assert [by_index[i]["status"] for i in range(4)] == ["completed", "failed", "failed", "failed"]
     assert by_index[1]["error"] == f"worker process died (exit code {-signal.SIGKILL})"
@@ -411,6 +413,8 @@ def test_fail_fast_starts_nothing_after_a_failure(store, write_config):
         "--seeds",
         "0-1",
         "--fail-fast",
+        "--engine",
+        "keras",
     )
     assert result.exit_code == 1
     assert "3 run(s) not started (--fail-fast)" in result.output
@@ -419,12 +423,8 @@ def test_fail_fast_starts_nothing_after_a_failure(store, write_config):
 
 # ---- a signal to the parent alone ----------------------------------------------------------------
 
-LONG = [
-    "data.samples=48",
-    "train.epochs=3000",
-    "train.batch_size=16",
-    "seed=0",
-]  # stopped long before
+# Stopped long before the end.
+LONG = ["data.samples=48", "train.epochs=3000", "train.batch_size=16", "seed=0"]
 
 
 def signal_once_two_runs_train(sig):
@@ -447,7 +447,13 @@ def test_sigterm_to_the_parent_of_worker_processes_interrupts_their_runs(store):
     `interrupted` with the epoch it reached, and none is left `running` or `crashed`."""
     exp = load_experiment(BIAS, LONG, seeds="0-1")
     with pytest.raises(lifecycle.Terminated):
-        executors.run_sweep(exp, store, jobs=2, on_event=signal_once_two_runs_train(signal.SIGTERM))
+        executors.run_sweep(
+            exp,
+            store,
+            jobs=2,
+            on_event=signal_once_two_runs_train(signal.SIGTERM),
+            engine="keras",
+        )
     records = store.runs()
     assert len(records) == 2, "the runs not started stay unstarted"
     for r in records:

@@ -88,6 +88,7 @@ def assert_agrees(store, keras_record, vec_record):
     assert keras_record.get("diverged_at_epoch") == vec_record.get("diverged_at_epoch")
     sk, sv = snapshots(store, keras_record), snapshots(store, vec_record)
     assert len(sk) == len(sv)
+    assert all(sk[0][k].tobytes() == sv[0][k].tobytes() for k in sk[0]), "the same start"
     for epoch, (a, b) in enumerate(zip(sk, sv, strict=True)):
         assert a.keys() == b.keys()
         assert all(a[k].shape == b[k].shape for k in a)

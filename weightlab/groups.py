@@ -99,6 +99,11 @@ class Group:
         }
 
 
+# Optimizers whose update is elementwise given the gradient and a learning rate: one of them over
+# stacked variables updates each member as it would alone.
+ELEMENTWISE = {"sgd", "adam", "nadam", "adamax", "rmsprop", "adagrad", "adadelta", "ftrl", "lion"}
+
+
 # Settings the vectorized engine cannot run (decided from the config alone), and why.
 def config_fallback(config: dict[str, Any]) -> str | None:
     """Why a run must train on the keras engine, or None."""
@@ -112,8 +117,12 @@ def config_fallback(config: dict[str, Any]) -> str | None:
                 f"train.optimizer.{key} acts on a whole variable (it would mix the members of a "
                 "stacked one)"
             )
-    if optimizer_name(opt) in ("adamw", "lion", "lamb", "muon"):
-        return f"the {optimizer_name(opt)} optimizer applies weight decay or norms per variable"
+    if optimizer_name(opt) not in ELEMENTWISE:
+        return (
+            f"the {optimizer_name(opt)} optimizer is not one that updates elementwise "
+            f"({', '.join(sorted(ELEMENTWISE))}): weight decay, norms or factored moments per "
+            "variable would mix the members of a stacked one"
+        )
     return None
 
 

@@ -378,21 +378,77 @@ class _Stack:
 class _Run:
     """One member: its spec, data, writer, initial arrays and the keras engine's callbacks."""
 
-    def __init__(self, spec: RunSpec, dataset: data.Dataset, writer: Any, seed: int):
+    def __init__(
+        self, spec: RunSpec, dataset: data.Dataset, writer: Any, seed: int, shared: _Twins
+    ):
         self.spec, self.dataset, self.writer, self.seed = spec, dataset, writer, seed
         self.config = spec.config
         self.record = writer.record
-        set_determinism_and_build = _keras_member(self.config, seed, dataset.features)
-        self.model = set_determinism_and_build
-        self.initial = {
-            f"{layer.name}/{v.name}": np.array(v.numpy())
-            for layer in self.model.layers
-            for v in layer.weights
-        }
-        self.lr = float(np.float32(self.model.optimizer.learning_rate.numpy()))
+        self.initial = _initial(self.config, seed, dataset.features)
+        self.twin = shared.twin(self.config, dataset.features)
+        self.lr = shared.rate(self.config)
+        self.layers = [
+            SimpleNamespace(name=layer.name, weights=list(layer.weights))
+            for layer in self.twin.layers
+        ]
         self.snap: WeightSnapshots | None = None
         self.keep: state.ResumeState | None = None
-        self.done = False
+        self._model: keras.Model | None = None
+
+    @property
+    def model(self) -> keras.Model:
+        """The member's own Keras model (for the replay of a diverged epoch), made when asked."""
+        if self._model is None:
+            self._model = _keras_member(self.config, self.seed, self.dataset.features)
+        return self._model
+
+
+def _initial(cfg: dict[str, Any], seed: int, features: int) -> dict[str, np.ndarray]:
+    """A member's epoch-0 arrays, drawn as :func:`~weightlab.training.model.build` draws them.
+
+    ``build`` makes every layer's initializers first (a random one takes its seed from Python's
+    random stream when it is made, the bias's too when the layer has none), then Keras creates
+    each layer's kernel and bias in turn; the same calls in the same order after the same
+    :func:`runner.set_determinism` give the same bits, without a Keras model per member.
+    """
+    runner.set_determinism(seed)
+    made = [
+        (layer, resolve("initializer", layer["kernel_initializer"]), layer["bias_initializer"])
+        for layer in cfg["model"]["layers"]
+    ]
+    made = [(layer, k, resolve("initializer", b)) for layer, k, b in made]
+    arrays: dict[str, np.ndarray] = {}
+    fan_in = features
+    for layer, kernel, bias in made:
+        units, name = int(layer["units"]), layer["name"]
+        arrays[f"{name}/kernel"] = np.array(kernel((fan_in, units), dtype="float32"))
+        if layer["use_bias"]:
+            arrays[f"{name}/bias"] = np.array(bias((units,), dtype="float32"))
+        fan_in = units
+    return arrays
+
+
+class _Twins:
+    """Keras models that stand for a group's members: one per layout of biases (their variable
+    and optimizer variable names and order, which the resume state follows), and each optimizer
+    config's learning rate."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, keras.Model] = {}
+        self.rates: dict[str, float] = {}
+
+    def twin(self, cfg: dict[str, Any], features: int) -> keras.Model:
+        key = repr([bool(layer["use_bias"]) for layer in cfg["model"]["layers"]])
+        if key not in self.models:
+            self.models[key] = _keras_member(cfg, 0, features)
+        return self.models[key]
+
+    def rate(self, cfg: dict[str, Any]) -> float:
+        key = repr(cfg["train"]["optimizer"])
+        if key not in self.rates:
+            optimizer = resolve("optimizer", cfg["train"]["optimizer"])
+            self.rates[key] = float(np.float32(optimizer.learning_rate.numpy()))
+        return self.rates[key]
 
 
 def _keras_member(cfg: dict[str, Any], seed: int, features: int) -> keras.Model:
@@ -407,12 +463,12 @@ def _keras_member(cfg: dict[str, Any], seed: int, features: int) -> keras.Model:
 def _shim(group: _Stack, slot: int, run: _Run) -> Any:
     """A stand-in for the member's Keras model: its layers' variables and optimizer variables."""
     layers = []
-    for layer in run.model.layers:
+    for layer in run.layers:
         views = [_View(group, f"{layer.name}/{v.name}", slot, v.name) for v in layer.weights]
         layers.append(SimpleNamespace(name=layer.name, weights=views))
     weights = [v for layer in layers for v in layer.weights]
     opt_views = []
-    for v in run.model.optimizer.variables:
+    for v in run.twin.optimizer.variables:
         if v.name not in group.vars:
             raise Unsupported(f"optimizer variable {v.name} has no stacked twin")
         if len(v.shape) == 0:
@@ -508,8 +564,9 @@ def _train_members(
     for _, _, writer in runs:
         emit({"type": "run_start", "run": writer.record})
     try:
+        twins = _Twins()
         for spec, dataset, writer in runs:
-            members.append(_Run(spec, dataset, writer, spec.seed))
+            members.append(_Run(spec, dataset, writer, spec.seed, twins))
         group = _Stack(
             [m.config for m in members],
             [m.seed for m in members],
@@ -519,7 +576,7 @@ def _train_members(
         every = members[0].config["snapshots"]["every"]
         for slot, m in enumerate(members):
             record = m.record
-            plan = runner.plan_execution(m.model, m.dataset, m.config["train"], every)
+            plan = runner.plan_execution(m.twin, m.dataset, m.config["train"], every)
             record["execution"] = {
                 **plan,
                 "steps_per_execution": plan["steps_per_epoch"]
@@ -621,13 +678,23 @@ def _fit(group: _Stack, members: list[_Run], initial_epoch: int, every: str | in
             group.stale = True
         logs = group.epoch_logs()
         stopped = []
-        for i in live:
-            m = members[i]
-            assert m.snap is not None and m.keep is not None
-            m.snap.on_epoch_end(epoch, logs[i])
-            m.keep.on_epoch_end(epoch, logs[i])
-            if m.snap.model.stop_training:
-                stopped.append(i)
+        interrupt: KeyboardInterrupt | None = None
+        # Every member records the epoch before a signal (or an event handler's interrupt)
+        # stops them: all in flight end after the same epoch.
+        with lifecycle.signals_deferred():
+            for i in live:
+                m = members[i]
+                assert m.snap is not None and m.keep is not None
+                try:
+                    m.snap.on_epoch_end(epoch, logs[i])
+                except KeyboardInterrupt as e:
+                    interrupt = interrupt or e  # as in Keras' fit: this member's state is not saved
+                    continue
+                m.keep.on_epoch_end(epoch, logs[i])
+                if m.snap.model.stop_training:
+                    stopped.append(i)
+        if interrupt is not None:
+            raise interrupt
         if stopped:
             alive = group.alive.numpy()
             alive[stopped] = False
@@ -646,7 +713,7 @@ def _queue_steps(group: _Stack, members: list[_Run], live: list[int], step: int)
         assert m.snap is not None
         arrays = {
             f"{layer.name}/{v.name}": np.array(host[f"{layer.name}/{v.name}"][i])[None]
-            for layer in m.model.layers
+            for layer in m.layers
             for v in layer.weights
         }
         m.snap.capture.queued.append((np.array([step], np.int64), arrays))
