@@ -87,8 +87,20 @@ CASES: list[tuple[str, str | bytes | None, list[str], set[int], list[str]]] = [
         ["{cfg}:3:", "!!python/object/apply:os.system is not allowed"],
     ),
     ("duplicate key", BASE + "seed: 1\nseed: 2\n", ["validate", "{cfg}"], {2}, ["{cfg}:4: seed"]),
-    ("/dev/zero", None, ["validate", "/dev/zero"], {2}, ["/dev/zero: is a device"]),
-    ("/dev/urandom", None, ["run", "--dry-run", "/dev/urandom"], {2}, ["/dev/urandom: is a"]),
+    (
+        "/dev/zero",
+        None,
+        ["validate", "/dev/zero"],
+        {2},
+        ["/dev/zero: the config file is a character device"],
+    ),
+    (
+        "/dev/urandom",
+        None,
+        ["run", "--dry-run", "/dev/urandom"],
+        {2},
+        ["/dev/urandom: the config file is a"],
+    ),
     ("a directory", None, ["validate", "{dir}"], {2}, ["{dir}", "directory"]),
     ("octal epochs", BASE + "train: {epochs: 010}\n", ["validate", "{cfg}"], {0}, ["valid; 1 run"]),
     (

@@ -15,7 +15,6 @@ from typing import Any
 from weightlab.errors import StoreError
 
 STATUSES = ("running", "completed", "diverged", "interrupted", "failed")
-SEED_RANGE = 2**63  # SQLite's INTEGER; a larger seed in run.json must not break the index
 
 
 class DamagedRun(StoreError):
@@ -64,10 +63,9 @@ _OPT_COUNT = ("a whole number >= 0 or null", lambda v: v is None or (is_int(v) a
 _OBJECT = ("an object", lambda v: isinstance(v, dict))
 _OPT_OBJECT = ("an object or null", lambda v: v is None or isinstance(v, dict))
 _OPT_NUMBER = ("a number or null", lambda v: v is None or is_number(v))
-_SEED = (
-    "a whole number of magnitude below 2^63, or null",
-    lambda v: v is None or (is_int(v) and abs(v) < SEED_RANGE),
-)
+# Any whole number: an older version's run may hold one SQLite cannot store; the index keeps
+# NULL for it (store._sql_int) and the run lists as it is.
+_SEED = ("a whole number or null", lambda v: v is None or is_int(v))
 REQUIRED = ("id", "experiment", "batch", "status", "started_at")
 _FIELDS: dict[str, tuple[str, Any]] = {
     "id": _TEXT,
