@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import REPO
 from test_report import study
@@ -32,8 +34,24 @@ def browser():
         args.append("--no-sandbox")  # chromium refuses to run as root with its sandbox
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=args)
-        yield b
-        b.close()
+        # A page that hangs (a script looping) would hang the suite: past the limit the browser
+        # is killed, so the waiting call raises and the test fails instead.
+        watchdog = threading.Timer(WATCHDOG_S, _kill_browsers)
+        watchdog.start()
+        try:
+            yield b
+        finally:
+            watchdog.cancel()
+            b.close()
+
+
+WATCHDOG_S = 300
+
+
+def _kill_browsers() -> None:
+    for child in psutil.Process().children(recursive=True):
+        if "chrom" in child.name():
+            child.kill()
 
 
 def test_the_page_renders_offline_and_the_slider_moves_the_histograms(store, tmp_path, browser):
