@@ -53,3 +53,4 @@ bench: venv
 	$(BIN)/python benchmarks/bench_compare.py
 	$(BIN)/python benchmarks/bench_see.py
 	$(BIN)/python benchmarks/bench_smoke.py
+	$(BIN)/python benchmarks/bench_vectorized.py
