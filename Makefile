@@ -62,3 +62,4 @@ bench: venv
 	$(BIN)/python benchmarks/bench_see.py
 	$(BIN)/python benchmarks/bench_smoke.py
 	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python benchmarks/bench_vectorized.py
