@@ -298,6 +298,8 @@ FAULTS: list[tuple[str, str, str | bytes, list[str], set[int], list[str]]] = [
     ("planted bomb: reindex", "config.yaml", LAUGHS, ["reindex"], {0}, ["indexed 2 runs"]),
     ("planted bomb: show", "config.yaml", LAUGHS, ["show", "{bad}"], {2}, ["config.yaml:"]),
     ("planted bomb: check", "config.yaml", LAUGHS, ["check"], {1}, ["expands to more"]),
+    ("planted bomb: explain", "config.yaml", LAUGHS, ["explain", "{bad}"], {2}, ["expands to"]),
+    ("planted bomb: compare", "config.yaml", LAUGHS, ["compare", "good"], {0}, ["2 runs"]),
     ("planted self alias: show", "config.yaml", "x: &a [*a]\n", ["show", "{bad}"], {2}, [":1:"]),
     (
         "planted megabyte config: ls",

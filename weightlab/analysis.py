@@ -205,7 +205,7 @@ def compare(
     """
     if not records:
         raise UsageError("no runs to compare: the selection (and --where) left none")
-    if threshold < 0 or every < 1:
+    if not math.isfinite(threshold) or threshold < 0 or every < 1:  # NaN compares false
         raise UsageError(f"expected threshold >= 0 and every >= 1; got {threshold}, {every}")
     records = run_order(records)
     result = side_by_side(records, all_keys=all_keys)
