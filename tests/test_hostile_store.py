@@ -89,6 +89,14 @@ def make_dir(name: str):
     return harm
 
 
+def make_fifo(name: str):
+    def harm(d: Path) -> None:
+        (d / name).unlink()
+        os.mkfifo(d / name)
+
+    return harm
+
+
 def remove(name: str):
     def harm(d: Path) -> None:
         path = d / name
@@ -179,6 +187,11 @@ FAULTS = {
     "record a link loop": (self_link("run.json"), "cannot read run.json"),
     # config.yaml
     "config missing": (remove("config.yaml"), "config.yaml is missing"),
+    "config a FIFO": (make_fifo("config.yaml"), "config.yaml cannot be read: it is a named pipe"),
+    "config over a megabyte": (
+        write("config.yaml", "description: x\n" + "# padding\n" * 120_000),
+        "config.yaml is larger than a config may be",
+    ),
     "config truncated": (lines_of("config.yaml", slice(0, 26)), "(missing: truncated?)"),
     "config cut mid-line": (cut("config.yaml", 300), "config.yaml"),
     "config wrong type": (

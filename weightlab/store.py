@@ -29,6 +29,7 @@ import secrets
 import shutil
 import socket
 import sqlite3
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -38,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from weightlab import jsonio, lifecycle, runfiles, runlock, trajectory, yamlio
+from weightlab import jsonio, lifecycle, paths, runfiles, runlock, trajectory, yamlio
 from weightlab.config import did_you_mean, flatten
 from weightlab.errors import (
     ConfigError,
@@ -553,6 +554,14 @@ class Store:
         """
         path = self.run_dir(run_id) / "config.yaml"
         try:
+            mode = path.stat()
+            # Bounded, like any config: never read a planted FIFO (it would block) or a huge file.
+            if stat.S_ISFIFO(mode.st_mode) or stat.S_ISCHR(mode.st_mode):
+                why = f"it is {paths.mode_kind(mode.st_mode)}"
+                raise DamagedRun(run_id, f"config.yaml cannot be read: {why}")
+            if stat.S_ISREG(mode.st_mode) and mode.st_size > yamlio.MAX_BYTES:
+                size = f"{mode.st_size:,} bytes, at most {yamlio.MAX_BYTES:,}"
+                raise DamagedRun(run_id, f"config.yaml is larger than a config may be ({size})")
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise DamagedRun(run_id, "config.yaml is missing") from None
