@@ -14,7 +14,7 @@ from typing import Any
 
 from weightlab import jsonio, trajectory
 from weightlab.errors import StoreError
-from weightlab.store import Store, load_snapshot, snapshot_usage
+from weightlab.store import Store, load_snapshot, snapshot_usage, temp_files
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ def _next_step(store: Store, record: dict[str, Any]) -> str:
 
 
 def _leftovers(run_dir: Path, run_id: str) -> list[Finding]:
-    tmp = [p for p in (*run_dir.glob(".*.tmp"), *run_dir.glob("snapshots/.*.tmp"))]
+    tmp = temp_files(run_dir)
     return [
         Finding(
             run_id,

@@ -527,13 +527,13 @@ def _interrupt_workers(
             if w.process.is_alive():
                 with contextlib.suppress(OSError):
                     os.kill(w.process.pid, signum)
-        busy = sum(w.run_id is not None for w in workers)
+        busy = sum(bool(w.run_ids) for w in workers)
         if busy:
             sweep.emit(
                 {
                     "type": "note",
                     "text": f"waiting up to {WORKER_GRACE_SECONDS:g} s for {busy} worker "
-                    f"process(es) to record the run each was training",
+                    f"process(es) to record the runs each was training",
                 }
             )
         for w in workers:

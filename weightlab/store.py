@@ -557,8 +557,8 @@ class Store:
             mode = path.stat()
             # Bounded, like any config: never read a planted FIFO (it would block) or a huge file.
             if stat.S_ISFIFO(mode.st_mode) or stat.S_ISCHR(mode.st_mode):
-                why = f"it is {paths.mode_kind(mode.st_mode)}"
-                raise DamagedRun(run_id, f"config.yaml cannot be read: {why}")
+                kind = paths.mode_kind(mode.st_mode)
+                raise DamagedRun(run_id, f"config.yaml cannot be read: it is {kind}")
             if stat.S_ISREG(mode.st_mode) and mode.st_size > yamlio.MAX_BYTES:
                 size = f"{mode.st_size:,} bytes, at most {yamlio.MAX_BYTES:,}"
                 raise DamagedRun(run_id, f"config.yaml is larger than a config may be ({size})")
@@ -910,6 +910,11 @@ class EpochSnapshots:
         return self.write_snapshot(snapshot_name(epoch), arrays)
 
 
+def temp_files(run_dir: Path) -> list[Path]:
+    """The temporary files of interrupted writes in a run directory (``.NAME.*.tmp``)."""
+    return [*run_dir.glob(".*.tmp"), *run_dir.glob("snapshots/.*.tmp")]
+
+
 class RunWriter(EpochSnapshots):
     """Writes one run's directory. Every file is replaced atomically; history and the epochs'
     trajectory are appended (see :mod:`weightlab.trajectory`)."""
@@ -984,6 +989,10 @@ class RunWriter(EpochSnapshots):
             status = self.record["status"]
             lock = runlock.acquire(store.run_dir(run_id), run_id, "resuming", status=status)
         self.lock = lock
+        # What a killed writer left half-written (never read): with the lock held, nobody else's.
+        for leftover in temp_files(store.run_dir(run_id)):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
         config = store.config(run_id)
         self.flat = flatten(config)
         self.compress = bool(config.get("snapshots", {}).get("compress", False))
