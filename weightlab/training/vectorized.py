@@ -166,6 +166,14 @@ class _Stack:
         datasets: list[data.Dataset],
         members: list[Any],
     ):
+        # TensorFlow's CPU batch matmul (the Eigen kernel, oneDNN off) multiplies a batch of
+        # one with another kernel than a batch of two or more (``LaunchBatchMatMul``: "batch_size
+        # == 1" parallelizes over inner dims), so a member alone would not reproduce the bits it
+        # has in a sweep. A member alone trains beside a phantom copy of itself, masked from the
+        # first step (its gradients are zeros, as a diverged member's) and never recorded.
+        self.phantoms = 1 if len(cfgs) == 1 else 0
+        if self.phantoms:
+            cfgs, seeds, datasets, members = cfgs * 2, seeds * 2, datasets * 2, members * 2
         cfg = cfgs[0]
         self.n = len(cfgs)
         train = cfg["train"]
@@ -227,7 +235,7 @@ class _Stack:
                 entry["bias_index"] = len(trainable)
                 trainable.append(b)
         self.trainable = trainable
-        self.alive = tf.Variable(np.ones(self.n, bool), trainable=False)
+        self.alive = tf.Variable(np.arange(self.n) < self.n - self.phantoms, trainable=False)
         lrs = [float(m.lr) for m in members]
         self.lr = tf.constant(np.array(lrs, np.float32))
         self.optimizer = resolve("optimizer", train["optimizer"])
@@ -355,7 +363,7 @@ class _Stack:
         ts, tc, vs, vc = ts.numpy(), tc.numpy(), vs.numpy(), vc.numpy()
         names = ["loss", *(m[0] for m in self.metrics)]
         logs = []
-        for slot in range(self.n):
+        for slot in range(self.n - self.phantoms):
             row = {
                 name: float(np.float32(ts[i, slot]) / np.float32(tc[i]))
                 for i, name in enumerate(names)
