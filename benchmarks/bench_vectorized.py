@@ -5,7 +5,8 @@ Run: .venv/bin/python benchmarks/bench_vectorized.py [--repeat 3] [--skip-cli] [
 - In one process, interleaved, medians: N runs of the 2-8-1 model (xor, 1,000 samples, batch 32,
   30 epochs, Adam, a snapshot every epoch) on the keras engine (one fit per run) and as one
   vectorized group, for N = 8 and 32; and one keras run. Targets: 8 runs >= 4x, 32 runs >= 5x,
-  32 vectorized runs <= 3x one run (stretch).
+  32 vectorized runs <= 3x one run (stretch). Also 2 runs (a group padded to 16 members), and 8
+  runs without the padding (what it costs).
 - The whole `weightlab run` of 32 runs, TensorFlow import included (fresh processes,
   `--engine keras` against `--engine auto`): >= 3x.
 - Peak RSS of a fresh process training a 64-member group of the 20-64-64-1 MLP against one run of
@@ -63,7 +64,7 @@ def in_process(repeats: int) -> None:
     tmp = Path(tempfile.mkdtemp())
     store = Store(tmp / "store")
     cases = {}
-    for n in (1, 8, 32):
+    for n in (1, 2, 8, 32):
         path = tmp / f"c{n}.yaml"
         path.write_text(CONFIG.format(seeds=list(range(n))))
         exp = load_experiment(path)
@@ -76,11 +77,15 @@ def in_process(repeats: int) -> None:
             runner.train_run(s, data[data_key(s)], store, "k")
         return time.perf_counter() - start
 
-    def vectorized_engine(n: int) -> float:
+    def vectorized_engine(n: int, pad: int = vectorized.PAD) -> float:
         specs, data = cases[n]
-        start = time.perf_counter()
-        vectorized.train_group(specs, [data[data_key(s)] for s in specs], store, "v")
-        return time.perf_counter() - start
+        saved, vectorized.PAD = vectorized.PAD, pad
+        try:
+            start = time.perf_counter()
+            vectorized.train_group(specs, [data[data_key(s)] for s in specs], store, "v")
+            return time.perf_counter() - start
+        finally:
+            vectorized.PAD = saved
 
     variants = {
         "keras engine, 1 run": lambda: keras_engine(1),
@@ -89,6 +94,11 @@ def in_process(repeats: int) -> None:
         "keras engine, 32 runs": lambda: keras_engine(32),
         "vectorized, 32 runs": lambda: vectorized_engine(32),
         "vectorized, 1 run": lambda: vectorized_engine(1),
+        "keras engine, 2 runs": lambda: keras_engine(2),
+        "vectorized, 2 runs": lambda: vectorized_engine(2),
+        # What the stack's padding to 16 members costs (PAD = 1: no phantoms; the bits of a
+        # member would then depend on its group, see weightlab/training/vectorized.py).
+        "vectorized, 8 runs, no pad": lambda: vectorized_engine(8, pad=1),
     }
     vectorized_engine(1)  # the first trace of the process pays for TensorFlow's lazy set-up
     keras_engine(1)
@@ -103,6 +113,10 @@ def in_process(repeats: int) -> None:
     print(f"  8 runs:  keras / vectorized = {k8 / v8:.1f}x (target >= 4x)")
     print(f"  32 runs: keras / vectorized = {k32 / v32:.1f}x (target >= 5x)")
     print(f"  32 vectorized runs / one keras run = {v32 / one:.2f} (stretch target <= 3)")
+    k2, v2 = m["keras engine, 2 runs"], m["vectorized, 2 runs"]
+    print(f"  2 runs:  keras / vectorized = {k2 / v2:.1f}x (a group of 2 trains 16 members)")
+    pad = m["vectorized, 8 runs"] / m["vectorized, 8 runs, no pad"]
+    print(f"  8 runs padded to 16 / unpadded = {pad:.2f} (the price of the padding)")
 
 
 def cli(repeats: int) -> None:

@@ -31,6 +31,11 @@ def plan(config, *overrides, matrix=(), seeds=None, engine="auto"):
         "model.bias_initializer=zeros,ones",
         "train.optimizer.learning_rate=0.001,0.1,1.0",
         "data.seed=1,2,3",
+        # Optimizer arguments Keras' update uses only in correctly rounded arithmetic.
+        "train.optimizer.momentum=0.5,0.9",
+        "train.optimizer={name: rmsprop, rho: 0.8},{name: rmsprop, rho: 0.95, epsilon: 0.01}",
+        "train.optimizer={name: adam},{name: adam, epsilon: 0.1},{name: adam, epsilon: 1e-3}",
+        "train.optimizer={name: lion, beta_1: 0.5},{name: lion, beta_2: 0.9}",
     ],
 )
 def test_runs_that_differ_only_in_what_a_member_holds_share_one_group(axis):
@@ -54,7 +59,11 @@ def test_a_layers_own_use_bias_shares_a_group():
         ("train.batch_size=16,32", "train.batch_size"),
         ("train.epochs=2,3", "train.epochs"),
         ("train.optimizer=sgd,adam", "train.optimizer"),
-        ("train.optimizer.momentum=0.0,0.9", "train.optimizer"),
+        ("train.optimizer.momentum=0.0,0.9", "train.optimizer"),  # 0: no momentum variable
+        # Adam's betas go through a power of the step (not correctly rounded): they split.
+        ("train.optimizer={name: adam, beta_1: 0.5},{name: adam}", "train.optimizer"),
+        ("train.optimizer={name: nadam, beta_2: 0.9},{name: nadam}", "train.optimizer"),
+        ("train.optimizer={name: sgd, nesterov: true, momentum: 0.9},sgd", "train.optimizer"),
         ("train.loss=mse,mae", "train.loss"),
         ("data.samples=100,200", "data.samples"),
         ("data.offset=1,5", "data.offset"),

@@ -2,10 +2,10 @@
 
 Pure functions over resolved configs; no TensorFlow. Runs share a group when they differ only in
 what each member of a stacked model can hold for itself: the seed, the data seed, the kernel and
-bias initializers, ``use_bias`` (per model or per layer) and the learning rate. Everything else
-(layer widths and activations, data, batch size, epochs, loss, optimizer class and its other
-arguments, metrics, snapshots) must be equal; a group that differs from another says in which
-keys (``split_by``).
+bias initializers, ``use_bias`` (per model or per layer), the learning rate and the scalar
+optimizer arguments of :data:`PER_MEMBER`. Everything else (layer widths and activations, data,
+batch size, epochs, loss, optimizer class and its other arguments, metrics, snapshots) must be
+equal; a group that differs from another says in which keys (``split_by``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,26 @@ ENGINES = ("auto", "keras", "vectorized")
 # Keys a member of a group holds for itself (dotted, after flatten(); layer keys by suffix).
 _FREE_TOP = {"seed", "name", "description", "data.seed"}
 _FREE_MODEL = {"use_bias", "kernel_initializer", "bias_initializer"}
+
+
+# Scalar optimizer arguments a member may hold for itself, besides the learning rate: those that
+# Keras' update uses only in correctly rounded arithmetic (+, -, *, / and sqrt, elementwise), so a
+# member's update is the same whether its neighbours share the value or not. Adam's, Adamax's and
+# Nadam's betas go through a power of the step (TensorFlow's vectorized pow and its scalar pow
+# differ in the last bits), FTRL's arguments through powers too: they split a group.
+PER_MEMBER: dict[str, tuple[str, ...]] = {
+    "sgd": ("momentum",),
+    "rmsprop": ("rho", "momentum", "epsilon"),
+    "adam": ("epsilon",),
+    "adamax": ("epsilon",),
+    "nadam": ("epsilon",),
+    "adagrad": ("epsilon",),
+    "adadelta": ("rho", "epsilon"),
+    "lion": ("beta_1", "beta_2"),
+}
+# Arguments whose zero decides whether the optimizer keeps a variable at all (a momentum of 0
+# has none): members share whether theirs is zero, and the key says so (``momentum > 0``).
+SWITCHES = {"momentum"}
 
 
 def _free(key: str) -> bool:
@@ -53,7 +73,8 @@ def group_key(config: dict[str, Any]) -> dict[str, str]:
 
 
 def _normalized(config: dict[str, Any]) -> dict[str, Any]:
-    """The config with a learning rate that may differ (a number) set apart from the rest."""
+    """The config with what may differ (a number: the learning rate, :data:`PER_MEMBER`) set apart
+    from the rest."""
     train = dict(config["train"])
     opt = train["optimizer"]
     if isinstance(opt, dict) and "class_name" in opt:
@@ -72,6 +93,12 @@ def _normalized(config: dict[str, Any]) -> dict[str, Any]:
     else:
         opt = {"name": opt}
     opt["name"] = optimizer_name(opt)
+    for key in PER_MEMBER.get(opt["name"], ()):
+        value = opt.pop(key, None)
+        if value is not None and not isinstance(value, int | float):
+            opt[key] = value  # not a number: part of the key
+        elif key in SWITCHES:
+            opt[f"{key} > 0"] = bool(value)
     train["optimizer"] = opt
     return {**config, "train": train}
 

@@ -26,7 +26,7 @@ import tensorflow as tf
 from weightlab import data, lifecycle
 from weightlab.config import RunSpec
 from weightlab.executors import spec_record
-from weightlab.groups import Group
+from weightlab.groups import PER_MEMBER, Group, optimizer_name
 from weightlab.resume import ResumePlan, fingerprint
 from weightlab.store import RunWriter, Store
 from weightlab.training import runner, state
@@ -38,6 +38,7 @@ Event = dict[str, Any]
 OnEvent = Callable[[Event], None]
 
 ENGINE = "vectorized"
+PAD = 16  # the stack holds a multiple of this many members (see _Stack)
 
 
 class Unsupported(Exception):
@@ -117,6 +118,84 @@ class _MemberSteps(_Member, BatchWeightSnapshots):
 # ---- the stacked model ----------------------------------------------------------------------
 
 
+class _PerMember:
+    """An optimizer argument with each member's value, in the shape of the variable it updates.
+
+    Keras' update reads the argument as a Python float: arithmetic with Python numbers happens in
+    double precision (``1 - rho``), and the result becomes a float32 tensor where it meets one.
+    This does the same, element by element, so a member's update has the bits it has when its
+    whole group shares its value. It fills the variable's whole shape, never (members, 1, ...):
+    Keras' ``ops.add`` takes an operand that squeezes to one axis for a bias (``bias_add``).
+    """
+
+    def __init__(self, values: Any):
+        self.values = np.asarray(values, np.float64)
+
+    def _with(self, other: Any, op: Callable[[Any, Any], Any]) -> Any:
+        if isinstance(other, int | float) and not isinstance(other, bool):
+            return _PerMember(op(self.values, other))
+        return NotImplemented  # a tensor: it converts this one (below) and does the arithmetic
+
+    def __add__(self, other: Any) -> Any:
+        return self._with(other, lambda a, b: a + b)
+
+    def __radd__(self, other: Any) -> Any:
+        return self._with(other, lambda a, b: b + a)
+
+    def __sub__(self, other: Any) -> Any:
+        return self._with(other, lambda a, b: a - b)
+
+    def __rsub__(self, other: Any) -> Any:
+        return self._with(other, lambda a, b: b - a)
+
+    def __mul__(self, other: Any) -> Any:
+        return self._with(other, lambda a, b: a * b)
+
+    def __rmul__(self, other: Any) -> Any:
+        return self._with(other, lambda a, b: b * a)
+
+    def __truediv__(self, other: Any) -> Any:
+        return self._with(other, lambda a, b: a / b)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        return self._with(other, lambda a, b: b / a)
+
+    def __neg__(self) -> _PerMember:
+        return _PerMember(-self.values)
+
+    def _all(self, answers: np.ndarray) -> bool:
+        if answers.all() != answers.any():
+            raise Unsupported("members differ in a test the optimizer makes of an argument")
+        return bool(answers.all())
+
+    def __gt__(self, other: Any) -> bool:
+        return self._all(self.values > other)
+
+    def __ge__(self, other: Any) -> bool:
+        return self._all(self.values >= other)
+
+    def __lt__(self, other: Any) -> bool:
+        return self._all(self.values < other)
+
+    def __le__(self, other: Any) -> bool:
+        return self._all(self.values <= other)
+
+    def __eq__(self, other: Any) -> bool:
+        return self._all(self.values == other)
+
+    def __ne__(self, other: Any) -> bool:
+        return self._all(self.values != other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _convert(value: _PerMember, dtype: Any = None, name: Any = None, as_ref: bool = False) -> Any:
+    return tf.constant(value.values, dtype=dtype or tf.float32, name=name)
+
+
+tf.register_tensor_conversion_function(_PerMember, _convert)
+
+
 def _loss_fn(ref: Any) -> Callable[[Any, Any], Any]:
     """The config's loss, unreduced: per-sample values, as Keras computes them before its mean."""
     obj = resolve("loss", ref)
@@ -166,14 +245,22 @@ class _Stack:
         datasets: list[data.Dataset],
         members: list[Any],
     ):
-        # TensorFlow's CPU batch matmul (the Eigen kernel, oneDNN off) multiplies a batch of
-        # one with another kernel than a batch of two or more (``LaunchBatchMatMul``: "batch_size
-        # == 1" parallelizes over inner dims), so a member alone would not reproduce the bits it
-        # has in a sweep. A member alone trains beside a phantom copy of itself, masked from the
-        # first step (its gradients are zeros, as a diverged member's) and never recorded.
-        self.phantoms = 1 if len(cfgs) == 1 else 0
+        # A member's bits must not depend on its neighbours, and two things in TensorFlow's CPU
+        # kernels would make them: an elementwise function that is not correctly rounded (exp,
+        # log, sigmoid, softplus, pow, and the rsqrt Grappler makes of ``x / sqrt(y)``) computes
+        # a tensor's last ``size % packet`` elements with scalar code, whose last bits differ
+        # from the vectorized code's; and the batch matmul of a batch of one takes another
+        # kernel (``LaunchBatchMatMul``, Eigen's path). So the stack always holds a multiple of
+        # PAD members: every tensor with the member axis then has a size that is a multiple of
+        # the widest float packet (AVX-512's 16), and no element of any member goes through a
+        # scalar tail. The phantoms are copies of the first member, masked from the first step
+        # (zero gradients, as a diverged member's), reading its data rows; they are never
+        # recorded.
+        self.phantoms = -len(cfgs) % PAD
         if self.phantoms:
-            cfgs, seeds, datasets, members = cfgs * 2, seeds * 2, datasets * 2, members * 2
+            extra = self.phantoms
+            cfgs, seeds = cfgs + [cfgs[0]] * extra, seeds + [seeds[0]] * extra
+            datasets, members = datasets + [datasets[0]] * extra, members + [members[0]] * extra
         cfg = cfgs[0]
         self.n = len(cfgs)
         train = cfg["train"]
@@ -186,18 +273,28 @@ class _Stack:
         outputs = int(cfg["model"]["layers"][-1]["units"])
 
         def targets(ys: list[Any]) -> Any:
-            y = np.stack([np.asarray(a) for a in ys])
+            y = np.concatenate([np.asarray(a) for a in ys])
             # Labels (n,) against one output: Keras squeezes the (batch, 1) prediction and takes
             # the mean over the batch; per member, that is the mean of (batch, 1) against (batch,
             # 1), which a stacked (members, batch) label array would not give.
-            return tf.constant(y[..., None] if y.ndim == 2 and outputs == 1 else y)
+            return tf.constant(y[..., None] if y.ndim == 1 and outputs == 1 else y)
 
-        self.x = tf.constant(np.stack([d.x_train for d in datasets]))
-        self.y = targets([d.y_train for d in datasets])
+        # Each distinct dataset is held once, its rows end to end; a member reads its rows at
+        # ``base[member] + row`` (members with one data seed share one copy).
+        distinct: dict[int, int] = {}
+        for d in datasets:
+            distinct.setdefault(id(d), len(distinct))
+        held = list({id(d): d for d in datasets}.values())
+        at = np.array([distinct[id(d)] for d in datasets], np.int64)
+        self.base = tf.constant((at * self.rows)[:, None])
+        self.x = tf.constant(np.concatenate([d.x_train for d in held]))
+        self.y = targets([d.y_train for d in held])
         self.has_val = first.x_val is not None
         if self.has_val:
-            self.xv = tf.constant(np.stack([np.asarray(d.x_val) for d in datasets]))
-            self.yv = targets([d.y_val for d in datasets])
+            self.val_rows = len(np.asarray(first.x_val))
+            self.val_base = tf.constant((at * self.val_rows)[:, None])
+            self.xv = tf.constant(np.concatenate([np.asarray(d.x_val) for d in held]))
+            self.yv = targets([d.y_val for d in held])
         self.seeds = tf.constant(seeds, dtype=tf.int64)
         layers = cfg["model"]["layers"]
         self.layers: list[dict[str, Any]] = []
@@ -239,7 +336,7 @@ class _Stack:
         lrs = [float(m.lr) for m in members]
         self.lr = tf.constant(np.array(lrs, np.float32))
         self.optimizer = resolve("optimizer", train["optimizer"])
-        self._per_member_rate(self.optimizer)
+        self._per_member_rate(self.optimizer, members)
         self.optimizer.build(trainable)
         for v in self.optimizer.variables:
             self.vars[v.name] = v
@@ -255,15 +352,30 @@ class _Stack:
         self.begin = tf.function(self._begin)
         self.validate = tf.function(self._validate)
 
-    def _per_member_rate(self, optimizer: Any) -> None:
-        """Give the optimizer's update each member's learning rate (a broadcast vector)."""
+    def _per_member_rate(self, optimizer: Any, members: list[Any]) -> None:
+        """Give the optimizer's update each member's learning rate (a broadcast vector), and each
+        member's value of an argument of :data:`PER_MEMBER` where the members' values differ."""
         update = type(optimizer).update_step
         n, lr = self.n, self.lr
+        varying = {
+            name: np.array([m.hyper[name] for m in members], np.float64)
+            for name in members[0].hyper
+            if len({m.hyper[name] for m in members}) > 1
+        }
 
         def update_step(gradient: Any, variable: Any, learning_rate: Any) -> Any:
             rank = len(variable.shape)
             rate = tf.reshape(lr, [n] + [1] * (rank - 1)) if rank >= 1 else learning_rate
-            return update(optimizer, gradient, variable, rate)
+            shape = [n] + [1] * (rank - 1)
+            shared = {name: getattr(optimizer, name) for name in varying}
+            for name, values in varying.items():
+                full = np.broadcast_to(values.reshape(shape), tuple(variable.shape))
+                setattr(optimizer, name, _PerMember(full))
+            try:
+                return update(optimizer, gradient, variable, rate)
+            finally:
+                for name, value in shared.items():
+                    setattr(optimizer, name, value)
 
         optimizer.update_step = update_step
 
@@ -321,9 +433,9 @@ class _Stack:
         for s in tf.range(start, stop):
             lo = s * self.batch
             hi = tf.minimum(lo + self.batch, self.rows)
-            rows = self.order[:, lo:hi]
-            x = tf.gather(self.x, rows, batch_dims=1)
-            y = tf.gather(self.y, rows, batch_dims=1)
+            rows = self.order[:, lo:hi] + self.base
+            x = tf.gather(self.x, rows)
+            y = tf.gather(self.y, rows)
             with tf.GradientTape() as tape:
                 pred = self.forward(x)
                 losses, size = self._per_member(y, pred)
@@ -348,10 +460,11 @@ class _Stack:
             return train, train
         self.sums.assign(tf.zeros_like(self.sums))
         self.counts.assign(tf.zeros_like(self.counts))
-        rows = self.xv.shape[1]
+        rows = self.val_rows
         for lo in tf.range(0, rows, self.batch):
             hi = tf.minimum(lo + self.batch, rows)
-            x, y = self.xv[:, lo:hi], self.yv[:, lo:hi]
+            at = tf.range(lo, hi, dtype=tf.int64)[None, :] + self.val_base
+            x, y = tf.gather(self.xv, at), tf.gather(self.yv, at)
             pred = self.forward(x)
             losses, size = self._per_member(y, pred)
             self._accumulate(losses, size, y, pred)
@@ -395,6 +508,7 @@ class _Run:
         self.initial = _initial(self.config, seed, dataset.features)
         self.twin = shared.twin(self.config, dataset.features)
         self.lr = shared.rate(self.config)
+        self.hyper = shared.hyper(self.config)
         self.layers = [
             SimpleNamespace(name=layer.name, weights=list(layer.weights))
             for layer in self.twin.layers
@@ -439,11 +553,11 @@ def _initial(cfg: dict[str, Any], seed: int, features: int) -> dict[str, np.ndar
 class _Twins:
     """Keras models that stand for a group's members: one per layout of biases (their variable
     and optimizer variable names and order, which the resume state follows), and each optimizer
-    config's learning rate."""
+    config's learning rate and other per-member arguments."""
 
     def __init__(self) -> None:
         self.models: dict[str, keras.Model] = {}
-        self.rates: dict[str, float] = {}
+        self.optimizers: dict[str, Any] = {}
 
     def twin(self, cfg: dict[str, Any], features: int) -> keras.Model:
         key = repr([bool(layer["use_bias"]) for layer in cfg["model"]["layers"]])
@@ -451,12 +565,20 @@ class _Twins:
             self.models[key] = _keras_member(cfg, 0, features)
         return self.models[key]
 
-    def rate(self, cfg: dict[str, Any]) -> float:
+    def _optimizer(self, cfg: dict[str, Any]) -> Any:
         key = repr(cfg["train"]["optimizer"])
-        if key not in self.rates:
-            optimizer = resolve("optimizer", cfg["train"]["optimizer"])
-            self.rates[key] = float(np.float32(optimizer.learning_rate.numpy()))
-        return self.rates[key]
+        if key not in self.optimizers:
+            self.optimizers[key] = resolve("optimizer", cfg["train"]["optimizer"])
+        return self.optimizers[key]
+
+    def rate(self, cfg: dict[str, Any]) -> float:
+        return float(np.float32(self._optimizer(cfg).learning_rate.numpy()))
+
+    def hyper(self, cfg: dict[str, Any]) -> dict[str, float]:
+        """The member's own values of the optimizer arguments that may differ in a group."""
+        optimizer = self._optimizer(cfg)
+        names = PER_MEMBER.get(optimizer_name(cfg["train"]["optimizer"]), ())
+        return {name: float(getattr(optimizer, name)) for name in names}
 
 
 def _keras_member(cfg: dict[str, Any], seed: int, features: int) -> keras.Model:
