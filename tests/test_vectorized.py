@@ -176,22 +176,22 @@ ADAM = "{name: adam, learning_rate: 0.05}"
     ],
 )
 def test_optimizer_arguments_differ_per_member(store, write_config, optimizer, axis):
-    """A scalar optimizer argument beside the learning rate: each member has its own, agrees with
-    the keras engine, and has the bits it has in a group that shares its value."""
+    """A scalar optimizer argument beside the learning rate: each member (one seed, two values) has
+    its own, agrees with the keras engine, and has the bits it has in a group of its own value."""
     path = write_config(TINY.replace(ADAM, optimizer))
-    specs = load_experiment(path, [], matrix=[axis], seeds="0-1").runs
+    specs = load_experiment(path, [], matrix=[axis]).runs
     from weightlab.groups import plan_groups
 
-    assert [len(g.members) for g in plan_groups(specs)] == [4]
+    assert [len(g.members) for g in plan_groups(specs)] == [2]
     vec = train(store, specs)
     for spec, record in zip(specs, vec, strict=True):
         assert_bits(store, train(store, [spec])[0], record)
     for k, v in zip(keras_runs(store, specs), vec, strict=True):
         assert_agrees(store, k, v)
     # The values really differ: same seed, other argument, other weights.
-    assert vec[0]["seed"] == vec[1]["seed"] or vec[0]["seed"] == vec[2]["seed"]
+    assert vec[0]["seed"] == vec[1]["seed"]
     last = [b"".join(a.tobytes() for a in snapshots(store, r)[-1].values()) for r in vec]
-    assert len(set(last)) == 4
+    assert last[0] != last[1]
 
 
 def test_a_member_writes_what_a_keras_run_writes(store, write_config):
@@ -228,11 +228,21 @@ def test_a_member_writes_what_a_keras_run_writes(store, write_config):
     sorted(p.name for p in CONFIGS.glob("*.yaml")),
 )
 def test_agreement_with_the_keras_engine_on_every_gallery_config(store_dir, config):
-    """Each gallery config (--smoke: its first epochs on a subset) on both engines."""
+    """Each gallery config (--smoke: its first epochs on a subset) on both engines, every
+    setting of its matrix with two of its five seeds (the keras engine's half is the cost)."""
     runs = {}
     for engine in ("keras", "vectorized"):
         result = invoke(
-            "run", CONFIGS / config, "--smoke", "-q", "--engine", engine, "--format", "json"
+            "run",
+            CONFIGS / config,
+            "--smoke",
+            "-q",
+            "--engine",
+            engine,
+            "--format",
+            "json",
+            "--seeds",
+            "0,3",
         )
         assert result.exit_code in (0, 1), result.output
         runs[engine] = sorted(json.loads(result.output), key=lambda r: r["index"])
