@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -20,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, fresh_median
+
 REPEATS = 5
 
 
@@ -99,12 +97,7 @@ def wall(argv: list[str], store: Path) -> float:
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's installed package has its .pyc files
     if argv[0] == "weightlab":
         argv = ["-m", *argv]
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, *argv], env=env, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return fresh_median(argv, env, REPEATS)
 
 
 def median_seconds(fn: Callable[[], object]) -> float:

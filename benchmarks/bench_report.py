@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, fresh_median
+
 REPEATS = 5
 RUNS_PER_SETTING, EPOCHS, SHAPE = 20, 100, (4, 16, 16, 1)
 
@@ -102,12 +101,7 @@ def fake_tensorflow(root: Path) -> Path:
 def wall(argv: list[str], store: Path, fake: Path) -> float:
     env = {**os.environ, "WEIGHTLAB_STORE": str(store)}
     env["PYTHONPATH"] = os.pathsep.join([str(fake), str(ROOT)])
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, *argv], env=env, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return fresh_median(argv, env, REPEATS)
 
 
 def main() -> None:

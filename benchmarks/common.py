@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +38,16 @@ def timed(fn: Callable[[], Any]) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def fresh_median(argv: list[str], env: dict[str, str], repeats: int) -> float:
+    """Median wall seconds of ``python argv`` in ``repeats`` fresh processes."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, *argv], env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def print_table(title: str, times: dict[str, list[float]], base: str, extra: str = "") -> None:

@@ -91,6 +91,21 @@ def store_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+def where_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--where",
+        "conditions",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Keep runs whose config key (or status) has VALUE; repeat to combine.",
+    )(f)
+
+
+def index_option(name: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A 0-based index option (``--unit``, ``--sample``), 0 by default."""
+    return click.option(name, type=click.IntRange(min=0), default=0, show_default=True, help=help)
+
+
 def complete_runs(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
     """Shell completion of run selectors: ``latest``, run ids, batch ids, experiment names."""
     try:
@@ -500,13 +515,7 @@ def _follow(
 @cli.command(name="compare")
 @click.argument("selectors", nargs=-1, shell_complete=complete_runs)
 @click.option("--by", metavar="KEY", help="Pair runs identical except KEY (and the same seed).")
-@click.option(
-    "--where",
-    "conditions",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Keep runs whose config key (or status) has VALUE; repeat to combine.",
-)
+@where_option
 @click.option(
     "--threshold",
     type=click.FloatRange(min=0),
@@ -573,16 +582,8 @@ def compare_(
 @click.argument("run_selector", metavar="RUN")
 @click.option("--epoch", type=click.IntRange(min=0), help="Snapshot epoch [default: the last].")
 @click.option("--layer", help="Layer name [default: the first layer].")
-@click.option(
-    "--unit", type=click.IntRange(min=0), default=0, show_default=True, help="Unit, 0-based."
-)
-@click.option(
-    "--sample",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Training sample of the run's data, 0-based.",
-)
+@index_option("--unit", "Unit, 0-based.")
+@index_option("--sample", "Training sample of the run's data, 0-based.")
 @store_option
 @format_option
 def explain(
@@ -671,24 +672,10 @@ def plot(
     help="The page to write: FILE.html (one self-contained file).",
 )
 @click.option("--by", metavar="KEY", help="Pair runs identical except KEY, as `compare --by`.")
-@click.option(
-    "--where",
-    "conditions",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Keep runs whose config key (or status) has VALUE; repeat to combine.",
-)
+@where_option
 @click.option("--layer", help="Dot product: the layer [default: the first].")
-@click.option(
-    "--unit", type=click.IntRange(min=0), default=0, show_default=True, help="Dot product: unit."
-)
-@click.option(
-    "--sample",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Dot product: training sample.",
-)
+@index_option("--unit", "Dot product: unit.")
+@index_option("--sample", "Dot product: training sample.")
 @store_option
 def report_(
     selectors: tuple[str, ...],

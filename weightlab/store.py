@@ -29,7 +29,6 @@ import secrets
 import shutil
 import socket
 import sqlite3
-import stat
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -39,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from weightlab import jsonio, lifecycle, paths, runfiles, runlock, trajectory, yamlio
+from weightlab import jsonio, lifecycle, runfiles, runlock, trajectory, yamlio
 from weightlab.config import did_you_mean, flatten
 from weightlab.errors import (
     ConfigError,
@@ -554,20 +553,18 @@ class Store:
         """
         path = self.run_dir(run_id) / "config.yaml"
         try:
-            mode = path.stat()
             # Bounded, like any config: never read a planted FIFO (it would block) or a huge file.
-            if stat.S_ISFIFO(mode.st_mode) or stat.S_ISCHR(mode.st_mode):
-                kind = paths.mode_kind(mode.st_mode)
-                raise DamagedRun(run_id, f"config.yaml cannot be read: it is {kind}")
-            if stat.S_ISREG(mode.st_mode) and mode.st_size > yamlio.MAX_BYTES:
-                size = f"{mode.st_size:,} bytes, at most {yamlio.MAX_BYTES:,}"
-                raise DamagedRun(run_id, f"config.yaml is larger than a config may be ({size})")
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise DamagedRun(run_id, "config.yaml is missing") from None
-        except (OSError, UnicodeDecodeError) as e:
-            why = e.strerror if isinstance(e, OSError) and e.strerror else e
-            raise DamagedRun(run_id, f"config.yaml cannot be read: {why}") from None
+            text = yamlio.read_bounded(path).decode("utf-8")
+        except yamlio.Unreadable as e:
+            why = {
+                "missing": "config.yaml is missing",
+                "not a file": f"config.yaml cannot be read: it is {e.detail}",
+                "too large": "config.yaml is larger than a config may be "
+                f"({e.size:,} bytes, at most {yamlio.MAX_BYTES:,})",
+            }.get(e.kind, f"config.yaml cannot be read: {e.detail}")
+            raise DamagedRun(run_id, why) from None
+        except UnicodeDecodeError as e:
+            raise DamagedRun(run_id, f"config.yaml cannot be read: {e}") from None
         try:
             data, lines = yamlio.load(text, "config.yaml")
         except ConfigError as e:

@@ -268,39 +268,63 @@ def load(text: str, source: str) -> tuple[Any, dict[Path, int]]:
 _LIMIT_TEXT = f"at most {MAX_BYTES:,} bytes"
 
 
-def read_file(path: str | os.PathLike[str], what: str = "config file") -> str:
-    """The text of a config file, read with a bound: at most :data:`MAX_BYTES` + 1 bytes.
+class Unreadable(Exception):
+    """Why :func:`read_bounded` refused a file. ``kind``: ``missing``, ``not a file`` (``detail``
+    says what it is: ``"a named pipe (FIFO)"``), ``too large`` (``size`` in bytes) or ``os``
+    (``detail``: the system's reason)."""
+
+    def __init__(self, kind: str, detail: str = "", size: int = 0):
+        super().__init__(kind, detail)
+        self.kind, self.detail, self.size = kind, detail, size
+
+
+def read_bounded(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a config file, read with a bound: at most :data:`MAX_BYTES` + 1 bytes.
 
     A directory, a device (``/dev/zero``), a FIFO or a socket is refused before anything is read
-    from it (a FIFO is opened without waiting for a writer).
+    from it (a FIFO is opened without waiting for a writer), as is a file over the bound.
+
+    Raises:
+        Unreadable: the file is missing, not a regular file, too large, or cannot be read.
+    """
+    try:
+        fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise Unreadable("missing") from None
+    except IsADirectoryError:
+        raise Unreadable("not a file", "a directory") from None
+    except OSError as e:
+        raise Unreadable("os", str(e.strerror or e)) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # checked before fdopen, which refuses a directory itself
+        os.close(fd)
+        raise Unreadable("not a file", paths.mode_kind(info.st_mode))
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            data = fh.read(MAX_BYTES + 1)
+        except OSError as e:
+            raise Unreadable("os", str(e.strerror or e)) from None
+    if len(data) > MAX_BYTES:
+        raise Unreadable("too large", size=max(info.st_size, len(data)))
+    return data
+
+
+def read_file(path: str | os.PathLike[str], what: str = "config file") -> str:
+    """The text of a config file, read with :func:`read_bounded`'s bound.
 
     Raises:
         ConfigError: the file is missing, not a regular file, too large, or not UTF-8.
     """
     src = os.fspath(path)
     try:
-        fd = os.open(src, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise ConfigError(Problem(src, "", f"{what} not found")) from None
-    except IsADirectoryError:
-        raise ConfigError(Problem(src, "", f"the {what} is a directory, not a file")) from None
-    except OSError as e:
-        raise ConfigError(Problem(src, "", f"cannot read the {what}: {e.strerror or e}")) from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):  # checked before fdopen, which refuses a directory itself
-        os.close(fd)
-        raise ConfigError(Problem(src, "", f"the {what} is {paths.mode_kind(mode)}, not a file"))
-    with os.fdopen(fd, "rb") as fh:
-        try:
-            data = fh.read(MAX_BYTES + 1)
-        except OSError as e:
-            raise ConfigError(
-                Problem(src, "", f"cannot read the {what}: {e.strerror or e}")
-            ) from None
-    if len(data) > MAX_BYTES:
-        raise ConfigError(
-            Problem(src, "", f"the {what} is larger than a config may be ({_LIMIT_TEXT})")
-        )
+        data = read_bounded(src)
+    except Unreadable as e:
+        why = {
+            "missing": f"{what} not found",
+            "not a file": f"the {what} is {e.detail}, not a file",
+            "too large": f"the {what} is larger than a config may be ({_LIMIT_TEXT})",
+        }.get(e.kind, f"cannot read the {what}: {e.detail}")
+        raise ConfigError(Problem(src, "", why)) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

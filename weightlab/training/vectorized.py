@@ -256,11 +256,10 @@ class _Stack:
         # scalar tail. The phantoms are copies of the first member, masked from the first step
         # (zero gradients, as a diverged member's), reading its data rows; they are never
         # recorded.
-        self.phantoms = -len(cfgs) % PAD
-        if self.phantoms:
-            extra = self.phantoms
-            cfgs, seeds = cfgs + [cfgs[0]] * extra, seeds + [seeds[0]] * extra
-            datasets, members = datasets + [datasets[0]] * extra, members + [members[0]] * extra
+        self.real = len(cfgs)  # the members that are recorded: slots 0 .. real - 1
+        extra = -len(cfgs) % PAD
+        cfgs, seeds = cfgs + [cfgs[0]] * extra, seeds + [seeds[0]] * extra
+        datasets, members = datasets + [datasets[0]] * extra, members + [members[0]] * extra
         cfg = cfgs[0]
         self.n = len(cfgs)
         train = cfg["train"]
@@ -281,11 +280,9 @@ class _Stack:
 
         # Each distinct dataset is held once, its rows end to end; a member reads its rows at
         # ``base[member] + row`` (members with one data seed share one copy).
-        distinct: dict[int, int] = {}
-        for d in datasets:
-            distinct.setdefault(id(d), len(distinct))
         held = list({id(d): d for d in datasets}.values())
-        at = np.array([distinct[id(d)] for d in datasets], np.int64)
+        where = {id(d): i for i, d in enumerate(held)}
+        at = np.array([where[id(d)] for d in datasets], np.int64)
         self.base = tf.constant((at * self.rows)[:, None])
         self.x = tf.constant(np.concatenate([d.x_train for d in held]))
         self.y = targets([d.y_train for d in held])
@@ -332,7 +329,7 @@ class _Stack:
                 entry["bias_index"] = len(trainable)
                 trainable.append(b)
         self.trainable = trainable
-        self.alive = tf.Variable(np.arange(self.n) < self.n - self.phantoms, trainable=False)
+        self.alive = tf.Variable(np.arange(self.n) < self.real, trainable=False)
         lrs = [float(m.lr) for m in members]
         self.lr = tf.constant(np.array(lrs, np.float32))
         self.optimizer = resolve("optimizer", train["optimizer"])
@@ -367,8 +364,8 @@ class _Stack:
 
         def update_step(gradient: Any, variable: Any, learning_rate: Any) -> Any:
             rank = len(variable.shape)
-            rate = tf.reshape(lr, [n] + [1] * (rank - 1)) if rank >= 1 else learning_rate
             shape = [n] + [1] * (rank - 1)
+            rate = tf.reshape(lr, shape) if rank >= 1 else learning_rate
             shared = {name: getattr(optimizer, name) for name in varying}
             for name, values in varying.items():
                 full = np.broadcast_to(values.reshape(shape), tuple(variable.shape))
@@ -481,7 +478,7 @@ class _Stack:
         ts, tc, vs, vc = ts.numpy(), tc.numpy(), vs.numpy(), vc.numpy()
         names = ["loss", *(m[0] for m in self.metrics)]
         logs = []
-        for slot in range(self.n - self.phantoms):
+        for slot in range(self.real):
             row = {
                 name: float(np.float32(ts[i, slot]) / np.float32(tc[i]))
                 for i, name in enumerate(names)
