@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv run test test-fast test-onednn-off lint format bench clean chromium
+.PHONY: venv run test test-fast test-onednn-off lint format docs bench clean chromium
 
 # Re-install whenever pyproject.toml is newer than the last install (a stale venv).
 $(STAMP): pyproject.toml
@@ -45,8 +45,14 @@ format: venv
 	$(BIN)/ruff format weightlab tests
 	$(BIN)/ruff check --fix weightlab tests
 
+# The docs site (mkdocs.yml, docs/) into site/; --strict turns a broken link or anchor into an
+# error. The generated parts of docs/ are refreshed with
+# `$(BIN)/python -m cogapp -r docs/config.md docs/commands.md` (a test checks they are current).
+docs: venv
+	$(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf site $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
 # One script per speed target, then the other issues' scripts; each prints its figures.
 bench: venv
