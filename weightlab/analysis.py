@@ -428,9 +428,10 @@ def describe(values: list[float | None]) -> dict[str, Any]:
         out["mean"] = math.fsum(finite) / len(finite)
     if len(finite) >= 2:
         import numpy as np
-        from scipy import stats  # 1.5-2 s to import (SciPy 1.17): only for a spread to describe
+        from scipy import stats  # seconds to import: only for a spread to describe
 
-        # numpy for mean and std: scipy.stats.describe's input checks cost 15 ms a call.
+        # numpy for mean and std: scipy.stats.describe's input checks are slow per call
+        # (the figures: docs/benchmarks.md, "Figures behind the code").
         out["std"] = float(np.std(finite, ddof=1))
         sem = out["std"] / math.sqrt(len(finite))
         mean = out["mean"]

@@ -59,12 +59,12 @@ EXECUTORS = ("local", "dask")
 LOCAL_CLUSTER_CONFIG = {
     # A crash of a run should fail that run, not be retried on the next worker until all died.
     "distributed.scheduler.allowed-failures": 0,
-    # The workers' statistical profiler samples every thread's stack 100 times a second: on
-    # this 2-core machine it made each run take about twice as long as in a --jobs worker.
+    # The workers' statistical profiler samples every thread's stack 100 times a second, which
+    # slowed each run a lot against a --jobs worker (docs/benchmarks.md).
     "distributed.worker.profile.enabled": False,
     # The workers' and the scheduler's housekeeping (an event-loop health tick every 20 ms, a
     # memory check every 100 ms, system metrics every 500 ms) competes with training for the
-    # same cores; at these intervals a sweep took 6% longer (bench_sweeps).
+    # same cores, measurably at these intervals (bench_sweeps; docs/benchmarks.md).
     "distributed.admin.tick.interval": "1s",
     "distributed.worker.memory.monitor-interval": "1s",
     "distributed.admin.system-monitor.interval": "2s",

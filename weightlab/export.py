@@ -157,7 +157,7 @@ def to_tensorboard(store: Store, records: list[dict[str, Any]], out: Path) -> di
             for epoch in store.snapshot_epochs(r["id"]):
                 for var, array in store.snapshot(r["id"], epoch).items():
                     # 30 equal-width buckets: tensorboardX's default ("tensorflow", ~1,500
-                    # exponential edges) took 5 ms per small array and shows no more.
+                    # exponential edges) is slow per array and shows no more (docs/benchmarks.md).
                     writer.add_histogram(var, array.astype("float64"), epoch, bins=HIST_BINS)
                     histograms += 1
         finally:

@@ -28,7 +28,7 @@ RESUMABLE = ("interrupted", "crashed")
 
 def process_start_time(pid: int | None = None) -> float | None:
     """The start time (seconds since the epoch) of process ``pid`` (default: this one)."""
-    import psutil  # ~50 ms to import: only when a run is written or a `running` one is read
+    import psutil  # slow to import: only when a run is written or a `running` one is read
 
     try:
         process = psutil.Process(pid if pid is not None else os.getpid())

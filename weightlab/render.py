@@ -332,9 +332,9 @@ def fitted_table(
 class DrawnTable:
     """A fitted table drawn straight as segments, in rich's SIMPLE_HEAD look.
 
-    Rich's own Table measures and wraps every cell (about 1 ms a row): `ls` over 1,000 runs would
-    spend more than a second on that alone. The widths here are already fitted, so each cell is
-    only cut (with an ellipsis) or padded.
+    Rich's own Table measures and wraps every cell, which `ls` over many runs cannot afford (the
+    figure: docs/benchmarks.md, "Figures behind the code"). The widths here are already fitted,
+    so each cell is only cut (with an ellipsis) or padded.
     """
 
     def __init__(

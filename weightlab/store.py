@@ -51,7 +51,7 @@ from weightlab.errors import (
 from weightlab.runfiles import DamagedRun
 from weightlab.trajectory import TRAJECTORY, TrajectoryWriter
 
-if TYPE_CHECKING:  # numpy costs ~0.15 s to import; `ls` never needs it
+if TYPE_CHECKING:  # numpy is slow to import, and `ls` never needs it
     import numpy as np
 
 DEFAULT_STORE = "weightlab-runs"
@@ -603,7 +603,7 @@ class Store:
             why = e.strerror if isinstance(e, OSError) and e.strerror else e
             return [], f"history.jsonl cannot be read: {why}"
         lines = [line for line in text.splitlines() if line.strip()]
-        try:  # one parse for the whole file is ~3× faster than one per line (compare reads many)
+        try:  # one parse for the whole file beats one per line (compare reads many histories)
             rows: list[Any] = jsonio.loads("[" + ",".join(lines) + "]")
         except (ValueError, RecursionError):
             rows = []

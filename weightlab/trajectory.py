@@ -44,8 +44,8 @@ ITEMSIZE = 4  # float32
 _MAGIC = b"\x93NUMPY"
 _MAX_HEADER = 10000  # numpy's own limit (np.load's max_header_size)
 _DICT = "{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {params}), }}"
-# The header as weightlab (and numpy) writes it: matched directly, since literal_eval alone costs
-# ~50 µs, and `ls` reads one header per run.
+# The header as weightlab (and numpy) writes it: matched directly, since literal_eval is slow
+# next to a regex, and `ls` reads one header per run (docs/benchmarks.md).
 _OWN = re.compile(rb"\{'descr': '<f4', 'fortran_order': False, 'shape': \((\d+), (\d+)\), \} *\n")
 
 
@@ -117,7 +117,7 @@ def committed(path: str | os.PathLike[str]) -> Header:
     """The header of ``path``, checked against the file's size.
 
     Unbuffered: one small read, and ``ls`` does this for every run (a buffered reader and a
-    ``Path`` took more than half of the 60 µs it used to cost).
+    ``Path`` were most of its cost; docs/benchmarks.md).
 
     Raises:
         OSError: the file cannot be read.

@@ -58,8 +58,8 @@ def check_keras(experiment: Experiment) -> None:
 
 def set_determinism(seed: int) -> None:
     """Same seed, same machine -> bit-identical weights."""
-    # Without the full garbage collection Keras runs by default: it took 0.4 s of a 3 s tiny
-    # run, and the previous run's model is freed by Python's own collector all the same.
+    # Without the full garbage collection Keras runs by default: it was a large share of a tiny
+    # run (docs/benchmarks.md), and Python's own collector frees the previous model anyway.
     keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
@@ -102,9 +102,9 @@ def plan_execution(
 
 
 # Batches prepared ahead of the step. A fixed number rather than tf.data's autotuning: the
-# autotuner's thread made destroying the pipeline at the end of ``fit`` wait about 1 s in half
-# of the runs (bench_snapshots: 20k-sample MLP with per-step snapshots), and gathering rows that
-# are already in memory needs no tuning.
+# autotuner's thread made destroying the pipeline at the end of ``fit`` wait in half of the runs
+# (bench_snapshots; docs/benchmarks.md), and gathering rows that are already in memory needs no
+# tuning.
 PREFETCH = 2
 _FIXED = tf.data.Options()
 _FIXED.autotune.enabled = False

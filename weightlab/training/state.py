@@ -29,8 +29,9 @@ _INIT = "init:"  # epoch-0 arrays by variable key, for the distance-from-init st
 def reader(model: keras.Model) -> Callable[[], dict[str, np.ndarray]]:
     """A function that reads every model and optimizer variable, keyed for the state file.
 
-    One eager read per variable (~0.2 ms each). A compiled read of all of them is cheaper per
-    epoch but costs ~100 ms to trace per run, which only pays off after ~30 epochs.
+    One eager read per variable. A compiled read of all of them is cheaper per epoch but is traced
+    once per run, which pays off only for long runs (docs/benchmarks.md, "Figures behind the
+    code").
     """
     keyed = [(f"w{i:04d}", v) for i, v in enumerate(model.weights)]
     keyed += [(f"o{i:04d}", v) for i, v in enumerate(model.optimizer.variables)]
@@ -124,7 +125,7 @@ class ResumeState(keras.callbacks.Callback):
         np.savez(buf, **arrays)  # type: ignore[arg-type]
         data = buf.getvalue()
         # No fsync: a kill cannot tear it (rename), and after a power cut resume refuses a damaged
-        # state cleanly; an fsync per epoch cost ~30 ms on a busy disk, more than the epoch.
+        # state cleanly; an fsync per epoch can cost more than the epoch (docs/benchmarks.md).
         jsonio.atomic_write_bytes(self.path, data, fsync=False)
         self.bytes = len(data)
 
