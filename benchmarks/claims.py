@@ -1,4 +1,4 @@
-"""Measure the gallery's claims (README, "What the example configs show") over seeds.
+"""Measure the gallery's claims (docs/gallery.md, "What the example configs show") over seeds.
 
 Trains every example config in full (its own epochs and samples) for each seed and prints the
 numbers each claim rests on, as JSON lines, so a claim can be stated with margins that hold

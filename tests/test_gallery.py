@@ -1,9 +1,9 @@
-"""The gallery: every example config, trained as the README describes it, and its claim checked.
+"""The gallery: every example config, trained as docs/gallery.md says, and its claim checked.
 
-Each claim in the README's "What the example configs show" is stated with margins that hold
+Each claim on the gallery page (docs/gallery.md) is stated with margins that hold
 across seeds and CPUs, and the test below checks exactly that claim with exactly those
-thresholds: `CLAIMS` holds the README's words, and a test that does not train checks that the
-README (and the config's own comment) says them. The claims are checked from what the store
+thresholds: `CLAIMS` holds the page's words, and a test that does not train checks that the
+page (and the config's own comment) says them. The claims are checked from what the store
 keeps (snapshots, history, run.json) through the store API, with numpy forward passes where a
 claim is about what the layers compute.
 
@@ -28,9 +28,9 @@ from weightlab.store import Store
 
 # The gallery configs' own seeds (five: `seeds: [0, 1, 2, 3, 4]`); every claim holds for each.
 SEEDS = [int(s) for s in os.environ.get("WEIGHTLAB_GALLERY_SEEDS", "0,1,2,3,4").split(",")]
-README = (REPO / "README.md").read_text(encoding="utf-8")
+GALLERY = (REPO / "docs" / "gallery.md").read_text(encoding="utf-8")
 
-# The README's words for each claim, as its gallery table says them; the tests below check them.
+# The gallery page's words for each claim, as its table says them; the tests below check them.
 CLAIMS = {
     "linear-regression": ["`w` and `b` are within 0.05 of 2 and 3"],
     "bias-vs-no-bias": [
@@ -65,7 +65,7 @@ CLAIMS = {
     "dot-product": ["`compare` calls their final losses a tie"],
 }
 
-# The README's XOR command (the `constant(0.1)` row): the same overrides, also checked below.
+# The gallery page's XOR command (the `constant(0.1)` row): the same overrides, also checked below.
 XOR = [
     "data={kind: xor, samples: 500}",
     "model.layers=[{units: 16, activation: relu}, {units: 16, activation: relu}, "
@@ -137,17 +137,18 @@ def seed(request) -> int:
 
 
 def gallery_row(name: str) -> str:
-    return next(line for line in README.splitlines() if line.startswith(f"| `configs/{name}.yaml`"))
+    row = f"| `configs/{name}.yaml`"
+    return next(line for line in GALLERY.splitlines() if line.startswith(row))
 
 
 @pytest.mark.parametrize("name", sorted(CLAIMS))
-def test_the_readme_makes_the_claims_these_tests_check(name):
+def test_the_gallery_page_makes_the_claims_these_tests_check(name):
     for claim in CLAIMS[name]:
         assert claim in gallery_row(name), (name, claim)
 
 
-def test_the_readme_xor_command_is_the_one_tested():
-    command = README.split("The XOR measurement of the `constant(0.1)` row:", 1)[1]
+def test_the_gallery_page_xor_command_is_the_one_tested():
+    command = GALLERY.split("The XOR measurement of the `constant(0.1)` row:", 1)[1]
     command = " ".join(command.split("```", 2)[1].replace("\\\n", " ").split())
     for override in XOR:
         assert f"'{override}'" in command or f" {override} " in f"{command} ", override
@@ -274,7 +275,7 @@ def test_dot_product_is_a_similarity_only_for_unit_vectors(store, seed):
     assert np.all(np.abs(cos) <= 1)
     assert np.all(dots_unit > 1), "x·w never inside [-1, 1], although cos θ always is"
     assert np.allclose(dots_long / dots_unit, 5, rtol=0.01), "5× longer w, 5× the 'similarity'"
-    if seed == 0:  # the README's numbers for seed 0, at the precision it gives them
+    if seed == 0:  # the gallery page's numbers for seed 0, at its precision
         assert round(cos.min(), 2) == 0.83 and round(dots_unit.min(), 1) == 1.5
         assert round(dots_unit.max(), 1) == 4.1
         assert abs(dots_unit[0] - 3.84) < 0.01 and abs(dots_long[0] - 19.18) < 0.03
