@@ -111,7 +111,7 @@ def build() -> dict[str, Any]:
     return {
         "$schema": DRAFT,
         "title": "weightlab config",
-        "description": "A weightlab experiment (see README.md, 'Config reference').",
+        "description": "A weightlab experiment (see docs/config.md, 'Config reference').",
         **top,
         "not": {"required": ["seed", "seeds"]},
     }
