@@ -134,8 +134,8 @@ def _config_path(config: str) -> str:
     path, example = gallery.resolve(config)
     missing = not example and "/" not in config and not os.path.exists(config)
     if missing and gallery.GALLERY.is_dir():
-        from weightlab.config import did_you_mean
         from weightlab.errors import ConfigError, Problem
+        from weightlab.text import did_you_mean
 
         stem = config.removesuffix(".yaml")
         raise ConfigError(

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from weightlab import jsonio, lifecycle, runfiles, runlock, trajectory, yamlio
-from weightlab.config import did_you_mean, flatten
+from weightlab.config import flatten
 from weightlab.errors import (
     ConfigError,
     DamagedSnapshot,
@@ -49,6 +49,7 @@ from weightlab.errors import (
     UsageError,
 )
 from weightlab.runfiles import DamagedRun
+from weightlab.text import did_you_mean, now_iso
 from weightlab.trajectory import TRAJECTORY, TrajectoryWriter
 
 if TYPE_CHECKING:  # numpy costs ~0.15 s to import; `ls` never needs it
@@ -82,10 +83,6 @@ def _sql_int(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
         return value
     return None
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_id(at: Any = None) -> str:
