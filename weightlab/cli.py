@@ -416,7 +416,8 @@ def validate(config: str, overrides: tuple[str, ...], with_keras: bool) -> None:
     config = _config_path(config)
     experiment = load_experiment(config, overrides)
     if with_keras:
-        from weightlab.training.runner import check_keras, load_datasets
+        from weightlab.runstart import load_datasets
+        from weightlab.training.runner import check_keras
 
         check_keras(experiment)
         load_datasets(experiment)
@@ -799,7 +800,7 @@ def resume(run_selector: str, store_path: str | None, quiet: bool, fmt: str) -> 
     from weightlab.progress import RunProgress
 
     with RunProgress(err, enabled=not quiet) as progress:
-        from weightlab.training.runner import resume_run  # the one TensorFlow import
+        from weightlab.training.sweep import resume_run  # the one TensorFlow import
 
         progress.on_event(
             {

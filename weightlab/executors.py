@@ -3,7 +3,8 @@
 Importing this module never imports TensorFlow: the parent of a process sweep and the Dask client
 stay light, and the worker functions below import the training package only when they run.
 
-- ``jobs == 1``: the runs train one after another in this process (``runner.run_experiment``).
+- ``jobs == 1``: the runs train one after another in this process
+  (:func:`weightlab.training.sweep.run_experiment`).
 - ``jobs > 1``: N worker processes started with ``spawn`` (never ``fork`` a process holding
   TensorFlow state or an SQLite connection). Each imports TensorFlow once, with its thread pools
   sized to its share of the cores, trains the runs it is handed one at a time and writes them
@@ -26,7 +27,7 @@ import tempfile
 import threading
 import traceback
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -34,15 +35,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from weightlab import data, groups, jsonio, lifecycle, stats, yamlio
+from weightlab import data, groups, jsonio, lifecycle, stats
 from weightlab.config import Experiment, RunSpec, flatten
-from weightlab.errors import ConfigError, DataError, Problem, UsageError, WeightlabError
+from weightlab.errors import ConfigError, Problem, UsageError, WeightlabError
+from weightlab.runstart import Event, OnEvent, data_key, load_datasets, spec_record, sweep_source
 from weightlab.store import (
     EpochSnapshots,
     RunWriter,
     Store,
     new_id,
-    new_record,
     now_iso,
     npz_bytes,
     snapshot_usage,
@@ -52,8 +53,6 @@ from weightlab.trajectory import TrajectoryWriter
 if TYPE_CHECKING:
     import numpy as np
 
-Event = dict[str, Any]
-OnEvent = Callable[[Event], None]
 EXECUTORS = ("local", "dask")
 # Our own LocalCluster's settings (on a user's cluster, theirs apply):
 LOCAL_CLUSTER_CONFIG = {
@@ -84,28 +83,6 @@ def _ignore(event: Event) -> None:
 
 
 # ---- shared by every executor -------------------------------------------------------------------
-
-
-def data_key(spec: RunSpec) -> str:
-    """Runs with equal data settings and seed share one loaded dataset."""
-    return yamlio.dump({"data": spec.config["data"], "seed": spec.seed})
-
-
-def load_datasets(experiment: Experiment) -> dict[str, data.Dataset]:
-    """Load every distinct dataset of the experiment before anything is written.
-
-    Raises:
-        ConfigError: a data file's contents are unusable (named with file and line).
-    """
-    cache: dict[str, data.Dataset] = {}
-    for spec in experiment.runs:
-        key = data_key(spec)
-        if key not in cache:
-            try:
-                cache[key] = data.load(spec.config["data"], spec.seed)
-            except DataError as e:
-                raise ConfigError(Problem(spec.locate(("data",)), "data", str(e))) from None
-    return cache
 
 
 def plan(experiment: Experiment, engine: str = "auto") -> list[dict[str, Any]]:
@@ -183,7 +160,7 @@ def run_sweep(
         raise UsageError(f"--jobs must be at least 1; got {jobs}")
     emit = on_event or _ignore
     if executor == "local" and (jobs == 1 or len(experiment.runs) == 1):
-        from weightlab.training.runner import run_experiment  # the one TensorFlow import
+        from weightlab.training.sweep import run_experiment  # the one TensorFlow import
 
         records = run_experiment(
             experiment, store, on_event=emit, fail_fast=fail_fast, engine=engine
@@ -300,42 +277,6 @@ class _Sweep:
     def result(self) -> SweepResult:
         records = [self.records[i] for i in sorted(self.records)]
         return SweepResult(self.batch, records, len(self.experiment.runs) - len(records))
-
-
-def sweep_source(experiment: Experiment) -> dict[str, Any]:
-    """A run's ``source``: the config path as given, its absolute path (``resume`` finds the file
-    from any folder), the overrides, and whether it was a smoke run."""
-    source: dict[str, Any] = {
-        "config": experiment.source,
-        "config_path": os.path.abspath(experiment.source),
-        "overrides": experiment.overrides,
-    }
-    if experiment.smoke:
-        source["smoke"] = True  # the runs' config.yaml hold the cut epochs and samples
-    return source
-
-
-def spec_record(
-    spec: RunSpec,
-    batch: str,
-    *,
-    data: dict[str, Any],
-    versions: dict[str, str],
-    source: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The new run record (``running``) of ``spec`` in sweep ``batch``."""
-    return new_record(
-        experiment=spec.experiment,
-        batch=batch,
-        index=spec.index,
-        seed=spec.seed,
-        cell=spec.cell,
-        epochs=spec.config["train"]["epochs"],
-        snapshots_every=spec.config["snapshots"]["every"],
-        data=data,
-        versions=versions,
-        source=source,
-    )
 
 
 def record_failure(

@@ -14,20 +14,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from weightlab import __version__, data, groups, lifecycle, stats
+from weightlab import __version__, data, lifecycle, stats
 from weightlab.config import Experiment, RunSpec
 from weightlab.errors import ConfigError, Problem
-from weightlab.executors import data_key as _data_key
-from weightlab.executors import load_datasets, spec_record, sweep_source
 from weightlab.resume import ResumePlan, fingerprint
-from weightlab.store import RunWriter, Store, new_id, now_iso
+from weightlab.runstart import OnEvent, spec_record
+from weightlab.store import RunWriter, Store, now_iso
 from weightlab.training import keras_names, state
 from weightlab.training.model import build, compile_model
 from weightlab.training.snapshots import STEP_BUFFER_BYTES, WeightSnapshots, snapshot_callback
 from weightlab.training.stopping import StopOnRequest
-
-Event = dict[str, Any]
-OnEvent = Callable[[Event], None]
 
 # Steps run in one compiled call are capped at about this many multiply-adds (batch x parameters
 # per step), a fraction of a second on one core: Keras' Python work per call is what makes small
@@ -188,23 +184,22 @@ def train_run(
     return _train(writer, cfg, spec.seed, dataset, on_event or (lambda event: None))
 
 
-def resume_run(
+def resume_keras(
     plan: ResumePlan, store: Store, *, on_event: OnEvent | None = None
 ) -> dict[str, Any]:
-    """Continue an interrupted or crashed run from its last completed epoch (see
-    :func:`weightlab.resume.prepare`, which checked that it may)."""
-    cfg, seed, dataset = plan.config, plan.record["seed"], plan.dataset
-    try:
-        if (plan.record.get("execution") or {}).get("engine") == "vectorized":
-            from weightlab.training import vectorized  # a member continues alone, the same bits
-
-            return vectorized.resume_member(plan, store, on_event=on_event)
-        saved = state.load(plan.state)
-        writer = RunWriter.reopen(store, plan.run_id, plan.lock)  # the lock prepare took
-        with lifecycle.stop_on_signals():
-            return _train(writer, cfg, seed, dataset, on_event or (lambda event: None), saved)
-    finally:
-        plan.release()  # released already once the record is final; this covers the rest
+    """Continue a run of the keras engine from its last completed epoch (the sweep's
+    :func:`weightlab.training.sweep.resume_run` chooses the engine and releases the plan)."""
+    saved = state.load(plan.state)
+    writer = RunWriter.reopen(store, plan.run_id, plan.lock)  # the lock prepare took
+    with lifecycle.stop_on_signals():
+        return _train(
+            writer,
+            plan.config,
+            plan.record["seed"],
+            plan.dataset,
+            on_event or (lambda event: None),
+            saved,
+        )
 
 
 def _train(
@@ -397,49 +392,3 @@ def summarize_error(error: BaseException, limit: int = 300) -> str:
         lines = [line for line in lines[last + 1 :] if not line.startswith("[[")] or lines[:1]
     text = f"{type(error).__name__}: {' '.join(lines[:2])}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def run_experiment(
-    experiment: Experiment,
-    store: Store,
-    *,
-    on_event: OnEvent | None = None,
-    fail_fast: bool = False,
-    engine: str = "auto",
-) -> list[dict[str, Any]]:
-    """Check, then train every run of an experiment in turn; returns their records.
-
-    With ``fail_fast``, the first failed run ends the sweep: the runs after it are not started.
-    ``engine`` chooses how (:func:`weightlab.groups.plan_groups`): groups of compatible runs
-    train as one stacked computation on the vectorized engine.
-
-    Raises:
-        ConfigError: a Keras name or a data file is invalid; nothing was written.
-    """
-    check_keras(experiment)
-    datasets = load_datasets(experiment)
-    batch = new_id()
-    source = sweep_source(experiment)
-    emit = on_event or (lambda event: None)
-    planned = groups.plan_groups(experiment.runs, engine)
-    emit(
-        {
-            "type": "batch_start",
-            "batch": batch,
-            "total": len(experiment.runs),
-            "describe": experiment.describe(),
-            "engines": groups.summary(planned),
-        }
-    )
-    from weightlab.training import vectorized
-
-    with lifecycle.stop_on_signals():
-        return vectorized.train_planned(
-            planned,
-            lambda spec: datasets[_data_key(spec)],
-            store,
-            batch,
-            source=source,
-            on_event=on_event,
-            fail_fast=fail_fast,
-        )

@@ -25,9 +25,9 @@ import tensorflow as tf
 
 from weightlab import data, lifecycle
 from weightlab.config import RunSpec
-from weightlab.executors import spec_record
 from weightlab.groups import PER_MEMBER, Group, optimizer_name
 from weightlab.resume import ResumePlan, fingerprint
+from weightlab.runstart import spec_record
 from weightlab.store import RunWriter, Store
 from weightlab.training import runner, state
 from weightlab.training.keras_names import resolve
