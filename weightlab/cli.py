@@ -417,7 +417,7 @@ def validate(config: str, overrides: tuple[str, ...], with_keras: bool) -> None:
     experiment = load_experiment(config, overrides)
     if with_keras:
         from weightlab.runstart import load_datasets
-        from weightlab.training.runner import check_keras
+        from weightlab.training.sweep import check_keras
 
         check_keras(experiment)
         load_datasets(experiment)

@@ -347,7 +347,7 @@ def _serve(conn: Connection, store_root: str, threads: int) -> None:
     from weightlab.training.threads import limit_threads
 
     limit_threads(threads)
-    from weightlab.training import runner, vectorized
+    from weightlab.training import sweep, vectorized
 
     store = Store(Path(store_root))
 
@@ -363,7 +363,7 @@ def _serve(conn: Connection, store_root: str, threads: int) -> None:
             os._exit(0)
         if message[0] == "check":
             try:
-                runner.check_keras(message[1])
+                sweep.check_keras(message[1])
                 conn.send(("checked", []))
             except ConfigError as e:
                 conn.send(("checked", e.problems))
@@ -673,10 +673,10 @@ def _dask_prepare(workers_per_host: dict[str, int]) -> Any:
 def _dask_check(experiment: Experiment, workers_per_host: dict[str, int]) -> list[Problem]:
     """A Dask task: resolve every Keras name where the runs will train."""
     _dask_prepare(workers_per_host)
-    from weightlab.training import runner
+    from weightlab.training import sweep
 
     try:
-        runner.check_keras(experiment)
+        sweep.check_keras(experiment)
     except ConfigError as e:
         return e.problems
     return []

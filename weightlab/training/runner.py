@@ -15,12 +15,11 @@ import numpy as np
 import tensorflow as tf
 
 from weightlab import __version__, data, lifecycle, stats
-from weightlab.config import Experiment, RunSpec
-from weightlab.errors import ConfigError, Problem
+from weightlab.config import RunSpec
 from weightlab.resume import ResumePlan, fingerprint
 from weightlab.runstart import OnEvent, spec_record
 from weightlab.store import RunWriter, Store, now_iso
-from weightlab.training import keras_names, state
+from weightlab.training import state
 from weightlab.training.model import build, compile_model
 from weightlab.training.snapshots import STEP_BUFFER_BYTES, WeightSnapshots, snapshot_callback
 from weightlab.training.stopping import StopOnRequest
@@ -39,17 +38,6 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "weightlab": __version__,
     }
-
-
-def check_keras(experiment: Experiment) -> None:
-    """Resolve every Keras name of every run; raise one ConfigError listing all failures."""
-    problems: list[Problem] = []
-    for spec in experiment.runs:
-        for p in keras_names.check(spec):
-            if p not in problems:
-                problems.append(p)
-    if problems:
-        raise ConfigError(problems)
 
 
 def set_determinism(seed: int) -> None:

@@ -13,10 +13,22 @@ from typing import Any
 
 from weightlab import groups, lifecycle
 from weightlab.config import Experiment
+from weightlab.errors import ConfigError, Problem
 from weightlab.resume import ResumePlan
 from weightlab.runstart import OnEvent, data_key, load_datasets, sweep_source
 from weightlab.store import Store, new_id
-from weightlab.training import runner, vectorized
+from weightlab.training import keras_names, runner, vectorized
+
+
+def check_keras(experiment: Experiment) -> None:
+    """Resolve every Keras name of every run; raise one ConfigError listing all failures."""
+    problems: list[Problem] = []
+    for spec in experiment.runs:
+        for p in keras_names.check(spec):
+            if p not in problems:
+                problems.append(p)
+    if problems:
+        raise ConfigError(problems)
 
 
 def resume_run(
@@ -50,7 +62,7 @@ def run_experiment(
     Raises:
         ConfigError: a Keras name or a data file is invalid; nothing was written.
     """
-    runner.check_keras(experiment)
+    check_keras(experiment)
     datasets = load_datasets(experiment)
     batch = new_id()
     source = sweep_source(experiment)
