@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from weightlab import data, groups, jsonio, lifecycle, stats
@@ -41,6 +41,7 @@ from weightlab.errors import ConfigError, Problem, UsageError, WeightlabError
 from weightlab.runstart import Event, OnEvent, data_key, load_datasets, spec_record, sweep_source
 from weightlab.store import (
     EpochSnapshots,
+    RunRecord,
     RunWriter,
     Store,
     new_id,
@@ -306,10 +307,11 @@ def record_failure(
         record["snapshots"].update(count=count, bytes=size)
         flat = flatten(store.config(run_id))
     else:
-        record = spec_record(spec, batch, data=data_info, versions={}, source=source)
-        record["epochs_completed"] = epochs_completed
-        writer = RunWriter(store, record, spec.config)
+        fresh = spec_record(spec, batch, data=data_info, versions={}, source=source)
+        fresh["epochs_completed"] = epochs_completed
+        writer = RunWriter(store, fresh, spec.config)
         writer.close()
+        record = writer.record  # the same object, now with its id
         writer_dir, flat = writer.dir, writer.flat
     record.update(status=status, error=error, finished_at=now_iso())
     if detail:
@@ -525,8 +527,8 @@ class MemoryWriter(EpochSnapshots):
     :class:`RunWriter` writes it; its files travel back with the run.
     """
 
-    def __init__(self, store: Any, record: dict[str, Any], config: dict[str, Any]):
-        self.record = record
+    def __init__(self, store: Any, record: RunRecord, config: dict[str, Any]):
+        self.record = cast(dict[str, Any], record)
         self.config = config
         self.history: list[dict[str, Any]] = []
         self.files: dict[str, bytes] = {}  # path in the run directory -> contents
@@ -552,6 +554,11 @@ class MemoryWriter(EpochSnapshots):
 
     def write_text(self, filename: str, text: str) -> None:
         self.files[filename] = text.encode()
+
+    def drop_snapshots_after(self, epoch: int) -> None:
+        """Never called: a Dask task trains a run from its start; resuming happens where the
+        store is, through a :class:`~weightlab.store.RunWriter`."""
+        raise NotImplementedError("a run in memory on a Dask worker is not resumed")
 
     def close(self) -> None:
         """Nothing to close."""
@@ -616,7 +623,7 @@ def _dask_train(
 
         writers: list[MemoryWriter] = []
 
-        def make_writer(store: Any, record: dict[str, Any], config: dict[str, Any]) -> Any:
+        def make_writer(store: Any, record: RunRecord, config: dict[str, Any]) -> MemoryWriter:
             writers.append(MemoryWriter(store, record, config))
             return writers[-1]
 

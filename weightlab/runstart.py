@@ -13,7 +13,7 @@ from typing import Any
 from weightlab import data, yamlio
 from weightlab.config import Experiment, RunSpec
 from weightlab.errors import ConfigError, DataError, Problem
-from weightlab.store import new_record
+from weightlab.store import RunRecord, new_record
 
 Event = dict[str, Any]  # a progress event: {"type": "run_start" | "epoch" | "run_end" | ..., ...}
 OnEvent = Callable[[Event], None]
@@ -61,7 +61,7 @@ def spec_record(
     data: dict[str, Any],
     versions: dict[str, str],
     source: dict[str, Any] | None,
-) -> dict[str, Any]:
+) -> RunRecord:
     """The new run record (``running``) of ``spec`` in sweep ``batch``."""
     return new_record(
         experiment=spec.experiment,

@@ -7,7 +7,6 @@ import platform
 import socket
 import time
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -18,6 +17,7 @@ from weightlab import __version__, data, lifecycle, stats
 from weightlab.config import RunSpec
 from weightlab.resume import ResumePlan, fingerprint
 from weightlab.runstart import OnEvent, spec_record
+from weightlab.sink import MakeSink, RunSink
 from weightlab.store import RunWriter, Store, now_iso
 from weightlab.training import state
 from weightlab.training.model import build, compile_model
@@ -133,7 +133,7 @@ def feed(
     return train, val.batch(batch).prefetch(PREFETCH).with_options(_FIXED)
 
 
-def extra_callbacks(train_cfg: dict[str, Any], writer: RunWriter) -> list[keras.callbacks.Callback]:
+def extra_callbacks(train_cfg: dict[str, Any], writer: RunSink) -> list[keras.callbacks.Callback]:
     """Keras' own callbacks the config asks for: TensorBoard's live view, in the run directory."""
     if not train_cfg.get("tensorboard"):
         return []
@@ -148,7 +148,7 @@ def train_run(
     *,
     source: dict[str, Any] | None = None,
     on_event: OnEvent | None = None,
-    make_writer: Callable[[Any, dict[str, Any], dict[str, Any]], Any] = RunWriter,
+    make_writer: MakeSink = RunWriter,
     execution: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one run and record it in the store.
@@ -191,7 +191,7 @@ def resume_keras(
 
 
 def _train(
-    writer: Any,
+    writer: RunSink,
     cfg: dict[str, Any],
     seed: int,
     dataset: data.Dataset,
@@ -222,7 +222,10 @@ def _train(
         snap = snapshot_callback(writer, cfg["snapshots"]["every"], on_epoch)
         keep = state.ResumeState(writer, snap)
         spe = steps_per_epoch(dataset, cfg["train"])
-        initial_epoch = 0 if saved is None else _restore(model, saved, snap, keep, writer)
+        initial_epoch = 0
+        if saved is not None:
+            assert isinstance(writer, RunWriter), "a run resumes where its store is"
+            initial_epoch = _restore(model, saved, snap, keep, writer)
         train, validation = feed(dataset, cfg["train"], seed, initial_epoch)
         fit_start = time.perf_counter()
         stop = StopOnRequest()  # last: an epoch that ended is recorded before a stop
@@ -320,7 +323,7 @@ def _record_divergence(
 
 
 def _finish(
-    writer: RunWriter,
+    writer: RunSink,
     snap: WeightSnapshots | None,
     keep: state.ResumeState | None,
     fit_start: float | None,
