@@ -19,7 +19,7 @@ def main(repeats: int = 5) -> None:
     from weightlab.config import load_experiment
     from weightlab.store import Store
     from weightlab.training import state
-    from weightlab.training.runner import run_experiment
+    from weightlab.training.sweep import run_experiment
 
     config = ROOT / "configs" / "bias-vs-no-bias.yaml"
     overrides = ["matrix={}", "train.optimizer=adam"]

@@ -57,7 +57,7 @@ train: {{optimizer: adam, loss: mse, epochs: 5, batch_size: 32}}
 def in_process(repeats: int) -> None:
     import weightlab.training  # noqa: F401  (TensorFlow, before the clock starts)
     from weightlab.config import load_experiment
-    from weightlab.executors import data_key, load_datasets
+    from weightlab.runstart import data_key, load_datasets
     from weightlab.store import Store
     from weightlab.training import runner, vectorized
 

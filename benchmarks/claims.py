@@ -43,7 +43,7 @@ XOR = [
 
 
 def train(store: Store, name: str, seed: int, *overrides: str) -> dict[str, dict]:
-    from weightlab.training.runner import run_experiment
+    from weightlab.training.sweep import run_experiment
 
     exp = load_experiment(REPO / "configs" / f"{name}.yaml", [*overrides, f"seed={seed}"])
     return {str(next(iter(r["cell"].values()), "")): r for r in run_experiment(exp, store)}

@@ -76,7 +76,7 @@ class Lab:
     def run(self, *overrides: str, on_event: Callable[[dict[str, Any]], None] | None = None) -> Any:
         """Train once; returns the run record."""
         from weightlab.config import load_experiment
-        from weightlab.training.runner import run_experiment
+        from weightlab.training.sweep import run_experiment
 
         exp = load_experiment(self.config, list(overrides))
         (record,) = run_experiment(exp, self.store, on_event=on_event)

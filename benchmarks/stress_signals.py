@@ -89,7 +89,7 @@ def in_process(scenario: str, store_root: Path, rng: random.Random, limit: float
     from weightlab import lifecycle
     from weightlab.config import load_experiment
     from weightlab.store import Store
-    from weightlab.training import runner
+    from weightlab.training import runner, sweep
 
     class Swallows(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -122,7 +122,7 @@ def in_process(scenario: str, store_root: Path, rng: random.Random, limit: float
     sender.start()
     outcome = "stopped"
     try:
-        runner.run_experiment(experiment, store)
+        sweep.run_experiment(experiment, store)
         outcome = "trained on to the end"
     except lifecycle.Terminated as e:
         if e.signum != sig:

@@ -526,7 +526,7 @@ def test_compare_never_silently_drops_columns(store, width):
 def test_bias_free_group_ends_higher_on_real_runs(store):
     """configs/bias-vs-no-bias.yaml, tiny, 3 seeds: compare reports the bias-free loss as higher."""
     from weightlab.config import load_experiment
-    from weightlab.training.runner import run_experiment
+    from weightlab.training.sweep import run_experiment
 
     overrides = ["data.samples=64", "train.epochs=3", "train.batch_size=16", "seeds=[0, 1, 2]"]
     exp = load_experiment(CONFIGS / "bias-vs-no-bias.yaml", overrides)

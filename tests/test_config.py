@@ -15,15 +15,9 @@ from typing import Any
 import pytest
 
 from weightlab import yamlio
-from weightlab.config import (
-    Locator,
-    did_you_mean,
-    flatten,
-    keras_refs,
-    load_experiment,
-    short_value,
-)
+from weightlab.config import Locator, flatten, keras_refs, load_experiment
 from weightlab.errors import ConfigError, Problem
+from weightlab.text import did_you_mean, short_value
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"

@@ -247,7 +247,7 @@ def test_explain_agrees_with_keras_predict(store, write_config):
 
     from weightlab.config import load_experiment
     from weightlab.training.model import build
-    from weightlab.training.runner import run_experiment
+    from weightlab.training.sweep import run_experiment
 
     path = write_config(
         "data: {kind: linear, samples: 40, features: 3, offset: 2.0}\n"

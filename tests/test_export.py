@@ -201,7 +201,7 @@ def test_empty_store(tmp_path):
 def test_train_tensorboard_attaches_keras_callback(store, write_config):
     """`train.tensorboard: true` adds Keras' own TensorBoard callback, logging into the run dir."""
     from weightlab.config import load_experiment
-    from weightlab.training.runner import run_experiment
+    from weightlab.training.sweep import run_experiment
 
     path = write_config(
         "data: {kind: linear, samples: 32, features: 2}\nmodel: {layers: [{units: 1}]}\n"

@@ -87,7 +87,7 @@ def train(name: str, *overrides: str, seed: int, store: Store) -> dict[str, dict
 
     The config's own `expect:` block is a claim too: every run must meet it."""
     from weightlab import expect
-    from weightlab.training.runner import run_experiment
+    from weightlab.training.sweep import run_experiment
 
     key = (str(store.root), name, *overrides)
     if key not in _TRAINED:

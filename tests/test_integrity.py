@@ -40,7 +40,7 @@ CONFIG = (
 
 def test_the_source_records_the_config_as_given_and_its_absolute_path(tmp_path, monkeypatch):
     from weightlab.config import load_experiment
-    from weightlab.executors import sweep_source
+    from weightlab.runstart import sweep_source
 
     (tmp_path / "exp.yaml").write_text(CONFIG)
     monkeypatch.chdir(tmp_path)

@@ -428,7 +428,7 @@ def test_feed_order_is_a_function_of_seed_and_epoch():
 def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(store):
     from weightlab.config import load_experiment
     from weightlab.resume import prepare
-    from weightlab.training.runner import run_experiment
+    from weightlab.training.sweep import run_experiment
 
     proc = start_run(store.root)
     run_id = wait_for_epochs(store, proc, 2)

@@ -27,7 +27,7 @@ train: {optimizer: {name: sgd, learning_rate: 0.05}, epochs: 3, batch_size: 16, 
 
 
 def run(write_config, store, *overrides):
-    from weightlab.training.runner import run_experiment
+    from weightlab.training.sweep import run_experiment
 
     (record,) = run_experiment(load_experiment(write_config(SMALL), list(overrides)), store)
     assert record["status"] == "completed", record["error"]
@@ -106,7 +106,7 @@ def test_background_writer_runs_off_the_calling_thread_unless_told_not_to():
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """One unshuffled run, and the weights plain ``model.fit`` has after each of its 18 steps."""
-    from weightlab.training.runner import run_experiment
+    from weightlab.training.sweep import run_experiment
 
     tmp = tmp_path_factory.mktemp("base")
     (tmp / "small.yaml").write_text(SMALL)
@@ -241,7 +241,7 @@ def test_a_failed_write_fails_the_run_and_never_gets_ahead_of_history(
     write_config, store, monkeypatch
 ):
     from weightlab.store import RunWriter
-    from weightlab.training.runner import run_experiment
+    from weightlab.training.sweep import run_experiment
 
     original = RunWriter.append_epoch_snapshot
 

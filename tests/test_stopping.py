@@ -100,7 +100,7 @@ def test_a_signal_landing_in_code_that_swallows_it_still_stops_the_run(
     import keras
 
     from weightlab.config import load_experiment
-    from weightlab.training import runner
+    from weightlab.training import runner, sweep
 
     class Swallows(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -127,7 +127,7 @@ def test_a_signal_landing_in_code_that_swallows_it_still_stops_the_run(
         sender = threading.Thread(target=deliver, daemon=True)
         sender.start()
         with pytest.raises(lifecycle.Terminated) as stopped:
-            runner.run_experiment(experiment, store)
+            sweep.run_experiment(experiment, store)
         took = time.monotonic() - sent[0]
         assert stopped.value.signum == sig
         record = store.runs()[0]

@@ -27,7 +27,7 @@ FOUR_INITS = (
 
 
 def train(config, *overrides, store):
-    from weightlab.training.runner import run_experiment
+    from weightlab.training.sweep import run_experiment
 
     return run_experiment(load_experiment(config, [*TINY, *overrides]), store)
 
@@ -324,7 +324,7 @@ def test_classification_on_bundled_iris(tmp_path, write_config):
         "train: {optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy],"
         " epochs: 3}\n"
     )
-    from weightlab.training.runner import run_experiment
+    from weightlab.training.sweep import run_experiment
 
     store = Store(tmp_path / "s")
     (r,) = run_experiment(load_experiment(path), store)
@@ -335,7 +335,7 @@ def test_classification_on_bundled_iris(tmp_path, write_config):
 
 def test_interrupt_marks_the_run_and_keeps_its_snapshots(tmp_path):
     """Ctrl-C in the middle of training: status interrupted, completed epochs stay readable."""
-    from weightlab.training.runner import run_experiment
+    from weightlab.training.sweep import run_experiment
 
     store = Store(tmp_path / "s")
 
@@ -354,7 +354,7 @@ def test_interrupt_marks_the_run_and_keeps_its_snapshots(tmp_path):
     assert store.select()[0]["status"] == "interrupted", "the index agrees"
     # The hook interrupts inside epoch 2's recording, before its resume state is saved.
     from weightlab.resume import prepare
-    from weightlab.training.runner import resume_run
+    from weightlab.training.sweep import resume_run
 
     resumed = resume_run(prepare(store, r["id"]), store)
     assert resumed["status"] == "completed" and resumed["resumed"][0]["from_epoch"] == 1

@@ -52,7 +52,7 @@ def experiment(write_config, *overrides, seeds=None, text=TINY):
 
 def train(store, specs):
     """Train ``specs`` as one group on the vectorized engine; their records."""
-    from weightlab.executors import data_key, load_datasets
+    from weightlab.runstart import data_key, load_datasets
     from weightlab.training import vectorized
 
     loaded = load_datasets(type("E", (), {"runs": specs})())
@@ -60,7 +60,7 @@ def train(store, specs):
 
 
 def keras_runs(store, specs):
-    from weightlab.executors import data_key, load_datasets
+    from weightlab.runstart import data_key, load_datasets
     from weightlab.training import runner
 
     loaded = load_datasets(type("E", (), {"runs": specs})())

@@ -11,8 +11,8 @@ import zipfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from weightlab.config import did_you_mean, short_value
 from weightlab.errors import DamagedSnapshot, UsageError
+from weightlab.text import did_you_mean, short_value
 
 if TYPE_CHECKING:  # numpy is imported lazily: `ls` and the table of runs do not need it
     import numpy as np

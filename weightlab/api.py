@@ -17,9 +17,9 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from weightlab import analysis
-from weightlab.config import did_you_mean, short_value
 from weightlab.errors import UsageError
 from weightlab.store import Store
+from weightlab.text import did_you_mean, short_value
 
 if TYPE_CHECKING:
     import numpy as np

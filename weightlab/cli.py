@@ -134,8 +134,8 @@ def _config_path(config: str) -> str:
     path, example = gallery.resolve(config)
     missing = not example and "/" not in config and not os.path.exists(config)
     if missing and gallery.GALLERY.is_dir():
-        from weightlab.config import did_you_mean
         from weightlab.errors import ConfigError, Problem
+        from weightlab.text import did_you_mean
 
         stem = config.removesuffix(".yaml")
         raise ConfigError(
@@ -416,7 +416,8 @@ def validate(config: str, overrides: tuple[str, ...], with_keras: bool) -> None:
     config = _config_path(config)
     experiment = load_experiment(config, overrides)
     if with_keras:
-        from weightlab.training.runner import check_keras, load_datasets
+        from weightlab.runstart import load_datasets
+        from weightlab.training.sweep import check_keras
 
         check_keras(experiment)
         load_datasets(experiment)
@@ -799,7 +800,7 @@ def resume(run_selector: str, store_path: str | None, quiet: bool, fmt: str) -> 
     from weightlab.progress import RunProgress
 
     with RunProgress(err, enabled=not quiet) as progress:
-        from weightlab.training.runner import resume_run  # the one TensorFlow import
+        from weightlab.training.sweep import resume_run  # the one TensorFlow import
 
         progress.on_event(
             {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import difflib
 import itertools
 import json
 import math
@@ -23,48 +22,14 @@ from typing import Any
 
 from weightlab import expect as expectations
 from weightlab import paths, yamlio
-from weightlab.errors import ConfigError, Problem
+from weightlab.errors import ConfigError, Invalid, Problem
+from weightlab.text import did_you_mean, got, short_value
 from weightlab.yamlio import Path, dotted
 
 REQUIRED = object()
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")  # bundled with sklearn
 DATA_KINDS = ("linear", "blobs", "xor", "moons", "circles", "sklearn", "csv", "npz")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class Invalid(Exception):
-    """Raised by a checker; the message says what was expected and what was given."""
-
-
-def did_you_mean(word: str, candidates: Sequence[str]) -> str:
-    """Return ``"; did you mean 'x'?"`` for the closest candidate, or ``""``."""
-    match = difflib.get_close_matches(str(word), list(candidates), n=1, cutoff=0.6)
-    if not match:
-        lowered = {c.lower().replace("_", ""): c for c in candidates}
-        key = str(word).lower().replace("_", "").replace("-", "")
-        if key in lowered:
-            match = [lowered[key]]
-    return f"; did you mean '{match[0]}'?" if match else ""
-
-
-def _got(value: Any) -> str:
-    kind = {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-        type(None): "null",
-    }.get(type(value), type(value).__name__)
-    if isinstance(value, dict | list):
-        return f"got {kind}" if value else f"got an empty {kind.split()[-1]}"
-    if value is None:
-        return "got null"
-    hint = ""
-    if isinstance(value, str) and value.lower() in yamlio.YAML11_BOOLEANS:
-        hint = " (YAML 1.1 would read it as a boolean; weightlab reads only true/false as booleans)"
-    return f"got {kind}, {value!r}{hint}"
 
 
 # ---- checkers: value -> normalised value, or raise Invalid ---------------------------------------
@@ -97,7 +62,7 @@ def integer(lo: int | None = None, hi: int | None = None) -> Callable[[Any], int
     @described({"type": "integer", **_bounds(lo, hi, False, False)})
     def check(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
-            raise Invalid(f"expected an integer{_range(lo, hi)}; {_got(v)}")
+            raise Invalid(f"expected an integer{_range(lo, hi)}; {got(v)}")
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             raise Invalid(f"expected an integer{_range(lo, hi)}; got {v}")
         return v
@@ -116,7 +81,7 @@ def number(
     def check(v: Any) -> float:
         rng = _range(lo, hi, lo_open, hi_open)
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise Invalid(f"expected a number{rng}; {_got(v)}")
+            raise Invalid(f"expected a number{rng}; {got(v)}")
         v = float(v)
         if not math.isfinite(v):  # `.inf` would surface only as a NaN loss or an overflow
             raise Invalid(f"expected a finite number{rng}; got {v:g}")
@@ -147,14 +112,14 @@ def _range(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: b
 @described({"type": "boolean"})
 def boolean(v: Any) -> bool:
     if not isinstance(v, bool):
-        raise Invalid(f"expected true or false; {_got(v)}")
+        raise Invalid(f"expected true or false; {got(v)}")
     return v
 
 
 @described({"type": "string", "minLength": 1})
 def string(v: Any) -> str:
     if not isinstance(v, str) or not v:
-        raise Invalid(f"expected a non-empty string; {_got(v)}")
+        raise Invalid(f"expected a non-empty string; {got(v)}")
     return v
 
 
@@ -164,7 +129,7 @@ def choice(*options: str) -> Callable[[Any], str]:
         if v not in options:
             opts = " | ".join(options)
             near = did_you_mean(v, options) if isinstance(v, str) else ""
-            raise Invalid(f"expected one of {opts}; {_got(v)}{near}")
+            raise Invalid(f"expected one of {opts}; {got(v)}{near}")
         return v
 
     return check
@@ -193,7 +158,7 @@ def list_of(check: Callable[[Any], Any], min_len: int = 0) -> Callable[[Any], li
     @described(schema)
     def check_list(v: Any) -> list[Any]:
         if not isinstance(v, list):
-            raise Invalid(f"expected a list; {_got(v)}")
+            raise Invalid(f"expected a list; {got(v)}")
         if len(v) < min_len:
             raise Invalid(f"expected a list of at least {min_len} item(s); got {len(v)}")
         out = []
@@ -240,7 +205,7 @@ def keras_ref(kind: str) -> Callable[[Any], Any]:
                         f"'config'; unexpected key(s): {', '.join(sorted(extra))}"
                     )
                 if not isinstance(v.get("config", {}), dict):
-                    raise Invalid(f"'config' of {_a(kind)} must be a mapping; {_got(v['config'])}")
+                    raise Invalid(f"'config' of {_a(kind)} must be a mapping; {got(v['config'])}")
                 _sub_string(v, "class_name", kind)
                 return v
             if "name" in keys:
@@ -251,7 +216,7 @@ def keras_ref(kind: str) -> Callable[[Any], Any]:
                 "arguments), or 'class_name' and 'config'"
             )
         raise Invalid(
-            f"expected a Keras {kind}: a name such as {_EXAMPLES[kind]!r}, or a mapping; {_got(v)}"
+            f"expected a Keras {kind}: a name such as {_EXAMPLES[kind]!r}, or a mapping; {got(v)}"
         )
 
     return check
@@ -292,7 +257,7 @@ def snapshot_every(v: Any) -> str | int:
         return str(v)
     if isinstance(v, int) and not isinstance(v, bool) and v >= 1:
         return v
-    raise Invalid(f"expected 'epoch', 'never' or a number of batches >= 1; {_got(v)}")
+    raise Invalid(f"expected 'epoch', 'never' or a number of batches >= 1; {got(v)}")
 
 
 # ---- the schema ----------------------------------------------------------------------------------
@@ -514,7 +479,7 @@ class _Collector:
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
-            self.add(path, f"expected a mapping; {_got(raw)}")
+            self.add(path, f"expected a mapping; {got(raw)}")
             return {
                 k: (None if f.default is REQUIRED else copy.deepcopy(f.default))
                 for k, f in spec.items()
@@ -666,7 +631,7 @@ def _set_path(raw: dict[str, Any], path: Path, value: Any, where: str) -> None:
                     where,
                     dotted(here),
                     f"cannot set '{path[i + 1]}' inside it: it is "
-                    f"{_got(child).removeprefix('got ')}; "
+                    f"{got(child).removeprefix('got ')}; "
                     f"set the whole value instead",
                 )
             )
@@ -696,7 +661,7 @@ def parse_matrix_axis(text: str) -> tuple[str, list[Any]]:
     except ConfigError as e:
         raise ConfigError([Problem(where, key, p.message) for p in e.problems]) from None
     if not isinstance(values, list) or not values:
-        raise ConfigError(Problem(where, key, f"expected a list of values; {_got(values)}"))
+        raise ConfigError(Problem(where, key, f"expected a list of values; {got(values)}"))
     return key, values
 
 
@@ -769,7 +734,7 @@ def load_experiment(
     if raw is None:
         raise ConfigError(Problem(src, "", "the config file is empty; see configs/ for examples"))
     if not isinstance(raw, dict):
-        raise ConfigError(Problem(f"{src}:1", "", f"expected a mapping at the top; {_got(raw)}"))
+        raise ConfigError(Problem(f"{src}:1", "", f"expected a mapping at the top; {got(raw)}"))
     locate = Locator(src, lines)
     base_dir = FsPath(src).resolve().parent
     for text_ov in overrides:
@@ -885,7 +850,7 @@ def _check_matrix(raw: Any, col: _Collector) -> dict[str, list[Any]]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        col.add(("matrix",), f"expected a mapping of dotted keys to lists of values; {_got(raw)}")
+        col.add(("matrix",), f"expected a mapping of dotted keys to lists of values; {got(raw)}")
         return {}
     out: dict[str, list[Any]] = {}
     for key, values in raw.items():
@@ -898,7 +863,7 @@ def _check_matrix(raw: Any, col: _Collector) -> dict[str, list[Any]]:
             col.add(path, problem)
             continue
         if not isinstance(values, list) or not values:
-            col.add(path, f"expected a non-empty list of values; {_got(values)}")
+            col.add(path, f"expected a non-empty list of values; {got(values)}")
             continue
         seen: dict[str, int] = {}
         for i, value in enumerate(values):
@@ -964,7 +929,7 @@ def _resolve(
             col.add(
                 path,
                 "expected a mapping such as {units: 8, activation: relu}, or an "
-                f"integer number of units; {_got(layer_raw)}",
+                f"integer number of units; {got(layer_raw)}",
             )
             continue
         layer = col.fields(layer_raw, LAYER, path)
@@ -992,7 +957,7 @@ def _resolve_data(raw: Any, col: _Collector, base_dir: FsPath, check_files: bool
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        col.add(path, f"expected a mapping; {_got(raw)}")
+        col.add(path, f"expected a mapping; {got(raw)}")
         return {}
     kind = raw.get("kind", "linear")
     try:
@@ -1252,33 +1217,3 @@ def flatten(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 _KERAS_FIELDS = {"optimizer", "loss", "kernel_initializer", "bias_initializer", "activation"}
-
-
-def _is_keras_mapping(v: dict[str, Any]) -> bool:
-    return "name" in v or "class_name" in v
-
-
-def short_value(v: Any) -> str:
-    """A compact, human form of a config value for tables.
-
-    ``{name: sgd, lr: 0.1}`` -> ``sgd(lr=0.1)``.
-    """
-    if isinstance(v, dict) and _is_keras_mapping(v):
-        head = v.get("name") or v.get("class_name")
-        args = {
-            k: a
-            for k, a in v.items()
-            if k not in ("name", "class_name", "config", "module", "registered_name")
-        }
-        args.update(v.get("config") or {})
-        inner = ", ".join(f"{k}={short_value(a)}" for k, a in args.items())
-        return f"{head}({inner})" if inner else str(head)
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "null"
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, list):
-        return "[" + ", ".join(short_value(x) for x in v) + "]"
-    return str(v)

@@ -81,3 +81,7 @@ class DataError(WeightlabError):
     """A dataset file cannot be loaded (bad CSV cell, missing array). Exit code 2."""
 
     exit_code = 2
+
+
+class Invalid(Exception):
+    """Raised by a checker; the message says what was expected and what was given."""

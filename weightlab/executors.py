@@ -3,7 +3,8 @@
 Importing this module never imports TensorFlow: the parent of a process sweep and the Dask client
 stay light, and the worker functions below import the training package only when they run.
 
-- ``jobs == 1``: the runs train one after another in this process (``runner.run_experiment``).
+- ``jobs == 1``: the runs train one after another in this process
+  (:func:`weightlab.training.sweep.run_experiment`).
 - ``jobs > 1``: N worker processes started with ``spawn`` (never ``fork`` a process holding
   TensorFlow state or an SQLite connection). Each imports TensorFlow once, with its thread pools
   sized to its share of the cores, trains the runs it is handed one at a time and writes them
@@ -26,23 +27,24 @@ import tempfile
 import threading
 import traceback
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-from weightlab import data, groups, jsonio, lifecycle, stats, yamlio
+from weightlab import data, groups, jsonio, lifecycle, stats
 from weightlab.config import Experiment, RunSpec, flatten
-from weightlab.errors import ConfigError, DataError, Problem, UsageError, WeightlabError
+from weightlab.errors import ConfigError, Problem, UsageError, WeightlabError
+from weightlab.runstart import Event, OnEvent, data_key, load_datasets, spec_record, sweep_source
 from weightlab.store import (
     EpochSnapshots,
+    RunRecord,
     RunWriter,
     Store,
     new_id,
-    new_record,
     now_iso,
     npz_bytes,
     snapshot_usage,
@@ -52,8 +54,6 @@ from weightlab.trajectory import TrajectoryWriter
 if TYPE_CHECKING:
     import numpy as np
 
-Event = dict[str, Any]
-OnEvent = Callable[[Event], None]
 EXECUTORS = ("local", "dask")
 # Our own LocalCluster's settings (on a user's cluster, theirs apply):
 LOCAL_CLUSTER_CONFIG = {
@@ -84,28 +84,6 @@ def _ignore(event: Event) -> None:
 
 
 # ---- shared by every executor -------------------------------------------------------------------
-
-
-def data_key(spec: RunSpec) -> str:
-    """Runs with equal data settings and seed share one loaded dataset."""
-    return yamlio.dump({"data": spec.config["data"], "seed": spec.seed})
-
-
-def load_datasets(experiment: Experiment) -> dict[str, data.Dataset]:
-    """Load every distinct dataset of the experiment before anything is written.
-
-    Raises:
-        ConfigError: a data file's contents are unusable (named with file and line).
-    """
-    cache: dict[str, data.Dataset] = {}
-    for spec in experiment.runs:
-        key = data_key(spec)
-        if key not in cache:
-            try:
-                cache[key] = data.load(spec.config["data"], spec.seed)
-            except DataError as e:
-                raise ConfigError(Problem(spec.locate(("data",)), "data", str(e))) from None
-    return cache
 
 
 def plan(experiment: Experiment, engine: str = "auto") -> list[dict[str, Any]]:
@@ -183,7 +161,7 @@ def run_sweep(
         raise UsageError(f"--jobs must be at least 1; got {jobs}")
     emit = on_event or _ignore
     if executor == "local" and (jobs == 1 or len(experiment.runs) == 1):
-        from weightlab.training.runner import run_experiment  # the one TensorFlow import
+        from weightlab.training.sweep import run_experiment  # the one TensorFlow import
 
         records = run_experiment(
             experiment, store, on_event=emit, fail_fast=fail_fast, engine=engine
@@ -302,42 +280,6 @@ class _Sweep:
         return SweepResult(self.batch, records, len(self.experiment.runs) - len(records))
 
 
-def sweep_source(experiment: Experiment) -> dict[str, Any]:
-    """A run's ``source``: the config path as given, its absolute path (``resume`` finds the file
-    from any folder), the overrides, and whether it was a smoke run."""
-    source: dict[str, Any] = {
-        "config": experiment.source,
-        "config_path": os.path.abspath(experiment.source),
-        "overrides": experiment.overrides,
-    }
-    if experiment.smoke:
-        source["smoke"] = True  # the runs' config.yaml hold the cut epochs and samples
-    return source
-
-
-def spec_record(
-    spec: RunSpec,
-    batch: str,
-    *,
-    data: dict[str, Any],
-    versions: dict[str, str],
-    source: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The new run record (``running``) of ``spec`` in sweep ``batch``."""
-    return new_record(
-        experiment=spec.experiment,
-        batch=batch,
-        index=spec.index,
-        seed=spec.seed,
-        cell=spec.cell,
-        epochs=spec.config["train"]["epochs"],
-        snapshots_every=spec.config["snapshots"]["every"],
-        data=data,
-        versions=versions,
-        source=source,
-    )
-
-
 def record_failure(
     store: Store,
     spec: RunSpec,
@@ -365,10 +307,11 @@ def record_failure(
         record["snapshots"].update(count=count, bytes=size)
         flat = flatten(store.config(run_id))
     else:
-        record = spec_record(spec, batch, data=data_info, versions={}, source=source)
-        record["epochs_completed"] = epochs_completed
-        writer = RunWriter(store, record, spec.config)
+        fresh = spec_record(spec, batch, data=data_info, versions={}, source=source)
+        fresh["epochs_completed"] = epochs_completed
+        writer = RunWriter(store, fresh, spec.config)
         writer.close()
+        record = writer.record  # the same object, now with its id
         writer_dir, flat = writer.dir, writer.flat
     record.update(status=status, error=error, finished_at=now_iso())
     if detail:
@@ -406,7 +349,7 @@ def _serve(conn: Connection, store_root: str, threads: int) -> None:
     from weightlab.training.threads import limit_threads
 
     limit_threads(threads)
-    from weightlab.training import runner, vectorized
+    from weightlab.training import sweep, vectorized
 
     store = Store(Path(store_root))
 
@@ -422,7 +365,7 @@ def _serve(conn: Connection, store_root: str, threads: int) -> None:
             os._exit(0)
         if message[0] == "check":
             try:
-                runner.check_keras(message[1])
+                sweep.check_keras(message[1])
                 conn.send(("checked", []))
             except ConfigError as e:
                 conn.send(("checked", e.problems))
@@ -584,8 +527,8 @@ class MemoryWriter(EpochSnapshots):
     :class:`RunWriter` writes it; its files travel back with the run.
     """
 
-    def __init__(self, store: Any, record: dict[str, Any], config: dict[str, Any]):
-        self.record = record
+    def __init__(self, store: Any, record: RunRecord, config: dict[str, Any]):
+        self.record = cast(dict[str, Any], record)
         self.config = config
         self.history: list[dict[str, Any]] = []
         self.files: dict[str, bytes] = {}  # path in the run directory -> contents
@@ -611,6 +554,11 @@ class MemoryWriter(EpochSnapshots):
 
     def write_text(self, filename: str, text: str) -> None:
         self.files[filename] = text.encode()
+
+    def drop_snapshots_after(self, epoch: int) -> None:
+        """Never called: a Dask task trains a run from its start; resuming happens where the
+        store is, through a :class:`~weightlab.store.RunWriter`."""
+        raise NotImplementedError("a run in memory on a Dask worker is not resumed")
 
     def close(self) -> None:
         """Nothing to close."""
@@ -675,7 +623,7 @@ def _dask_train(
 
         writers: list[MemoryWriter] = []
 
-        def make_writer(store: Any, record: dict[str, Any], config: dict[str, Any]) -> Any:
+        def make_writer(store: Any, record: RunRecord, config: dict[str, Any]) -> MemoryWriter:
             writers.append(MemoryWriter(store, record, config))
             return writers[-1]
 
@@ -732,10 +680,10 @@ def _dask_prepare(workers_per_host: dict[str, int]) -> Any:
 def _dask_check(experiment: Experiment, workers_per_host: dict[str, int]) -> list[Problem]:
     """A Dask task: resolve every Keras name where the runs will train."""
     _dask_prepare(workers_per_host)
-    from weightlab.training import runner
+    from weightlab.training import sweep
 
     try:
-        runner.check_keras(experiment)
+        sweep.check_keras(experiment)
     except ConfigError as e:
         return e.problems
     return []

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from weightlab.errors import Invalid
+from weightlab.text import did_you_mean, got
 from weightlab.yamlio import Path
 
 if TYPE_CHECKING:
@@ -120,10 +122,8 @@ def _show(v: Any) -> str:
 
 def shape(v: Any) -> Any:
     """The config checker of ``expect:``: a mapping (its keys are checked by :func:`parse`)."""
-    from weightlab.config import Invalid, _got
-
     if not isinstance(v, dict):
-        raise Invalid(f"expected a mapping of run fields to values or {{min, max, in}}; {_got(v)}")
+        raise Invalid(f"expected a mapping of run fields to values or {{min, max, in}}; {got(v)}")
     return v
 
 
@@ -151,8 +151,6 @@ def _parse(raw: dict[str, Any], path: Path, prefix: str, report: Report) -> list
 
 
 def _check_key(key: str) -> str | None:
-    from weightlab.config import did_you_mean
-
     parts = key.split(".")
     root = parts[0]
     if root not in ROOTS:
@@ -180,8 +178,6 @@ def _conditions(key: str, spec: Any) -> list[Expectation]:
         out = []
         for op, value in spec.items():
             if op not in OPS:
-                from weightlab.config import did_you_mean
-
                 raise _Bad(
                     f"unknown condition '{op}'{did_you_mean(str(op), list(OPS))} "
                     "(expected min, max or in)"
@@ -213,8 +209,6 @@ def _check_value(key: str, value: Any) -> None:
     if isinstance(value, dict | list):
         raise _Bad(f"expected a value, {{min, max}} or {{in: [...]}}; got {_show(value)}")
     if key == "status" and value not in STATUSES:
-        from weightlab.config import did_you_mean
-
         near = did_you_mean(str(value), STATUSES)
         raise _Bad(f"status is one of {', '.join(STATUSES)}; got {_show(value)}{near}")
     if key == "diverged" and not isinstance(value, bool):
@@ -240,8 +234,6 @@ def lookup(record: dict[str, Any], key: str) -> Any:
 
 def _missing(record: dict[str, Any], key: str) -> str:
     """``missing; did you mean 'mae'? (the run has: loss, mae)`` for a key the record lacks."""
-    from weightlab.config import did_you_mean
-
     node: Any = record
     for part in key.split(".")[:-1]:
         node = node.get(part) if isinstance(node, dict) else None

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from weightlab import data
-from weightlab.config import did_you_mean
 from weightlab.errors import DataError, UsageError
 from weightlab.store import Store
+from weightlab.text import did_you_mean
 
 Array = np.ndarray
 _SELU_ALPHA = 1.6732632423543772848170429916717

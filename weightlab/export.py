@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from weightlab import analysis, jsonio, yamlio
-from weightlab.config import short_value
 from weightlab.errors import UsageError, WeightlabError
 from weightlab.store import Store
+from weightlab.text import short_value
 
 STATS = ["l2", "mean", "std", "min", "max", "dist_init", "delta"]
 TARGETS = ("csv", "tensorboard")

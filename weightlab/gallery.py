@@ -161,7 +161,7 @@ def text(name: str) -> str:
     Raises:
         UsageError: no such config (with a did-you-mean).
     """
-    from weightlab.config import did_you_mean
+    from weightlab.text import did_you_mean
 
     known = names()
     stem = Path(name).name.removesuffix(".yaml")

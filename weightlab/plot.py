@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weightlab import analysis
-from weightlab.config import short_value
 from weightlab.errors import UsageError, WeightlabError
 from weightlab.stats import is_bias
 from weightlab.store import Store
+from weightlab.text import short_value
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -489,7 +489,7 @@ def _bias_layer(store: Store, record: dict[str, Any], layer: str | None) -> str 
     names = [s["name"] for s in specs]
     if layer is not None:
         if layer not in names:
-            from weightlab.config import did_you_mean
+            from weightlab.text import did_you_mean
 
             raise UsageError(
                 f"--layer {layer!r}: run {record['id']} has no such layer"

@@ -230,7 +230,7 @@ def settings_col(cells: list[dict[str, Any]], **kwargs: Any) -> Col:
     """``ls``'s settings column: each run's ``key=value`` pairs; short of room, the values of
     each key keep what tells them apart (:func:`compact_values`) and the keys are abbreviated
     once in the legend (``ki = kernel_initializer``)."""
-    from weightlab.config import short_value
+    from weightlab.text import short_value
 
     full = [", ".join(f"{short_setting(k)}={short_value(v)}" for k, v in c.items()) for c in cells]
     keys = list(dict.fromkeys(k for c in cells for k in c))
@@ -419,7 +419,7 @@ def short_setting(key: str) -> str:
 
 def cell_text(cell: dict[str, Any]) -> str:
     """``{"model.kernel_initializer": "zeros"}`` -> ``kernel_init=zeros``."""
-    from weightlab.config import short_value
+    from weightlab.text import short_value
 
     return ", ".join(f"{short_setting(k)}={short_value(v)}" for k, v in cell.items())
 
@@ -707,7 +707,7 @@ class EpochRows:
 
 
 def model_text(config: dict[str, Any]) -> str:
-    from weightlab.config import short_value
+    from weightlab.text import short_value
 
     parts = []
     for layer in config["model"]["layers"]:
@@ -722,7 +722,7 @@ def model_text(config: dict[str, Any]) -> str:
 
 
 def train_text(config: dict[str, Any]) -> str:
-    from weightlab.config import short_value
+    from weightlab.text import short_value
 
     t = config["train"]
     return (
@@ -847,7 +847,7 @@ def sweep_plan(
 ) -> RenderableType:
     """The runs a sweep would make: one row per run, its seed, its matrix values and its group;
     then one line per group (engine, runs, why, the keys that split it from the others)."""
-    from weightlab.config import short_value
+    from weightlab.text import short_value
 
     keys = list(runs[0]["cell"]) if runs else []
     cols = [

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weightlab import __version__, analysis, jsonio
-from weightlab.config import short_value
 from weightlab.errors import DamagedSnapshot, DataError, UsageError
 from weightlab.stats import is_bias
 from weightlab.store import Store
+from weightlab.text import short_value
 
 if TYPE_CHECKING:
     import numpy as np

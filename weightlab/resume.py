@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weightlab import lifecycle, runlock
-from weightlab.config import flatten, load_experiment, short_value
+from weightlab.config import flatten, load_experiment
 from weightlab.errors import ConfigError, UsageError
 from weightlab.store import Store
+from weightlab.text import short_value
 
 if TYPE_CHECKING:
     from weightlab.data import Dataset

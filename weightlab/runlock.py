@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from weightlab.errors import UsageError
+from weightlab.text import now_iso
 
 LOCK = "run.lock"
 
@@ -89,7 +90,6 @@ def acquire(run_dir: Path, run_id: str, purpose: str, *, status: str | None = No
     Raises:
         RunBusy: another process holds the run.
     """
-    from weightlab.store import now_iso  # the store imports this module
 
     path = run_dir / LOCK
     while True:

@@ -36,10 +36,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypedDict, cast
 
 from weightlab import jsonio, lifecycle, runfiles, runlock, trajectory, yamlio
-from weightlab.config import did_you_mean, flatten
+from weightlab.config import flatten
 from weightlab.errors import (
     ConfigError,
     DamagedSnapshot,
@@ -49,6 +49,7 @@ from weightlab.errors import (
     UsageError,
 )
 from weightlab.runfiles import DamagedRun
+from weightlab.text import did_you_mean, now_iso
 from weightlab.trajectory import TRAJECTORY, TrajectoryWriter
 
 if TYPE_CHECKING:  # numpy is slow to import, and `ls` never needs it
@@ -84,10 +85,6 @@ def _sql_int(value: Any) -> int | None:
     return None
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def new_id(at: Any = None) -> str:
     """A run or batch id: UTC time to the second and 4 random hex digits: ``261129-082601-a3f9``.
 
@@ -105,6 +102,43 @@ def new_id(at: Any = None) -> str:
     return stamp + "-" + secrets.token_hex(2)
 
 
+class RunRecord(TypedDict):
+    """A new run's record (``run.json``), as :func:`new_record` lists its fields.
+
+    mypy checks the keys where a record is built (:func:`weightlab.runstart.spec_record` and its
+    callers); once a writer holds it, the record is a plain dict that training fills in.
+    """
+
+    id: str | None
+    experiment: str
+    batch: str
+    index: int
+    seed: int
+    cell: dict[str, Any]
+    status: str
+    epochs: int
+    epochs_completed: int
+    batches_seen: int
+    diverged_at_epoch: int | None
+    divergence: dict[str, Any] | None
+    final: dict[str, Any]
+    best: dict[str, Any] | None
+    weights: dict[str, Any] | None
+    timing: dict[str, float]
+    snapshots: dict[str, Any]
+    execution: dict[str, Any] | None
+    data: dict[str, Any]
+    started_at: str
+    finished_at: str | None
+    pid: int
+    pid_started: float | None
+    host: str
+    versions: dict[str, str]
+    source: dict[str, Any]
+    error: str | None
+    resumed: list[dict[str, Any]]
+
+
 def new_record(
     *,
     experiment: str,
@@ -117,7 +151,7 @@ def new_record(
     data: dict[str, Any],
     versions: dict[str, str],
     source: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> RunRecord:
     """A new run's ``run.json`` record, status ``running``: the one place its fields are listed."""
     return {
         "id": None,
@@ -919,18 +953,18 @@ class RunWriter(EpochSnapshots):
     def __init__(
         self,
         store: Store,
-        record: dict[str, Any],
+        record: RunRecord | dict[str, Any],
         config: dict[str, Any],
         *,
         id_time: str | None = None,
     ):
         self.store = store
-        self.record = record
+        self.record = cast(dict[str, Any], record)  # the same object: callers keep theirs
         self.flat = flatten(config)
         self.compress = bool(config.get("snapshots", {}).get("compress", False))
         self.lock: runlock.RunLock | None = None
         try:
-            self.dir = self._create(store, record, yamlio.dump(config).encode(), id_time)
+            self.dir = self._create(store, self.record, yamlio.dump(config).encode(), id_time)
             self.lock = runlock.acquire(self.dir, self.id, "training")  # released when final
             self.epochs = None if self.compress else TrajectoryWriter(self.dir / "snapshots")
             self._history = (self.dir / "history.jsonl").open("a", encoding="utf-8")

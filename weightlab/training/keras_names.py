@@ -7,8 +7,9 @@ from typing import Any
 
 import keras
 
-from weightlab.config import RunSpec, did_you_mean, keras_refs
+from weightlab.config import RunSpec, keras_refs
 from weightlab.errors import Problem
+from weightlab.text import did_you_mean
 from weightlab.yamlio import dotted
 
 _GETTERS = {

@@ -7,27 +7,22 @@ import platform
 import socket
 import time
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from weightlab import __version__, data, groups, lifecycle, stats
-from weightlab.config import Experiment, RunSpec
-from weightlab.errors import ConfigError, Problem
-from weightlab.executors import data_key as _data_key
-from weightlab.executors import load_datasets, spec_record, sweep_source
+from weightlab import __version__, data, lifecycle, stats
+from weightlab.config import RunSpec
 from weightlab.resume import ResumePlan, fingerprint
-from weightlab.store import RunWriter, Store, new_id, now_iso
-from weightlab.training import keras_names, state
+from weightlab.runstart import OnEvent, spec_record
+from weightlab.sink import MakeSink, RunSink
+from weightlab.store import RunWriter, Store, now_iso
+from weightlab.training import state
 from weightlab.training.model import build, compile_model
 from weightlab.training.snapshots import STEP_BUFFER_BYTES, WeightSnapshots, snapshot_callback
 from weightlab.training.stopping import StopOnRequest
-
-Event = dict[str, Any]
-OnEvent = Callable[[Event], None]
 
 # Steps run in one compiled call are capped at about this many multiply-adds (batch x parameters
 # per step), a fraction of a second on one core: Keras' Python work per call is what makes small
@@ -43,17 +38,6 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "weightlab": __version__,
     }
-
-
-def check_keras(experiment: Experiment) -> None:
-    """Resolve every Keras name of every run; raise one ConfigError listing all failures."""
-    problems: list[Problem] = []
-    for spec in experiment.runs:
-        for p in keras_names.check(spec):
-            if p not in problems:
-                problems.append(p)
-    if problems:
-        raise ConfigError(problems)
 
 
 def set_determinism(seed: int) -> None:
@@ -149,7 +133,7 @@ def feed(
     return train, val.batch(batch).prefetch(PREFETCH).with_options(_FIXED)
 
 
-def extra_callbacks(train_cfg: dict[str, Any], writer: RunWriter) -> list[keras.callbacks.Callback]:
+def extra_callbacks(train_cfg: dict[str, Any], writer: RunSink) -> list[keras.callbacks.Callback]:
     """Keras' own callbacks the config asks for: TensorBoard's live view, in the run directory."""
     if not train_cfg.get("tensorboard"):
         return []
@@ -164,7 +148,7 @@ def train_run(
     *,
     source: dict[str, Any] | None = None,
     on_event: OnEvent | None = None,
-    make_writer: Callable[[Any, dict[str, Any], dict[str, Any]], Any] = RunWriter,
+    make_writer: MakeSink = RunWriter,
     execution: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one run and record it in the store.
@@ -188,27 +172,26 @@ def train_run(
     return _train(writer, cfg, spec.seed, dataset, on_event or (lambda event: None))
 
 
-def resume_run(
+def resume_keras(
     plan: ResumePlan, store: Store, *, on_event: OnEvent | None = None
 ) -> dict[str, Any]:
-    """Continue an interrupted or crashed run from its last completed epoch (see
-    :func:`weightlab.resume.prepare`, which checked that it may)."""
-    cfg, seed, dataset = plan.config, plan.record["seed"], plan.dataset
-    try:
-        if (plan.record.get("execution") or {}).get("engine") == "vectorized":
-            from weightlab.training import vectorized  # a member continues alone, the same bits
-
-            return vectorized.resume_member(plan, store, on_event=on_event)
-        saved = state.load(plan.state)
-        writer = RunWriter.reopen(store, plan.run_id, plan.lock)  # the lock prepare took
-        with lifecycle.stop_on_signals():
-            return _train(writer, cfg, seed, dataset, on_event or (lambda event: None), saved)
-    finally:
-        plan.release()  # released already once the record is final; this covers the rest
+    """Continue a run of the keras engine from its last completed epoch (the sweep's
+    :func:`weightlab.training.sweep.resume_run` chooses the engine and releases the plan)."""
+    saved = state.load(plan.state)
+    writer = RunWriter.reopen(store, plan.run_id, plan.lock)  # the lock prepare took
+    with lifecycle.stop_on_signals():
+        return _train(
+            writer,
+            plan.config,
+            plan.record["seed"],
+            plan.dataset,
+            on_event or (lambda event: None),
+            saved,
+        )
 
 
 def _train(
-    writer: Any,
+    writer: RunSink,
     cfg: dict[str, Any],
     seed: int,
     dataset: data.Dataset,
@@ -239,7 +222,10 @@ def _train(
         snap = snapshot_callback(writer, cfg["snapshots"]["every"], on_epoch)
         keep = state.ResumeState(writer, snap)
         spe = steps_per_epoch(dataset, cfg["train"])
-        initial_epoch = 0 if saved is None else _restore(model, saved, snap, keep, writer)
+        initial_epoch = 0
+        if saved is not None:
+            assert isinstance(writer, RunWriter), "a run resumes where its store is"
+            initial_epoch = _restore(model, saved, snap, keep, writer)
         train, validation = feed(dataset, cfg["train"], seed, initial_epoch)
         fit_start = time.perf_counter()
         stop = StopOnRequest()  # last: an epoch that ended is recorded before a stop
@@ -337,7 +323,7 @@ def _record_divergence(
 
 
 def _finish(
-    writer: RunWriter,
+    writer: RunSink,
     snap: WeightSnapshots | None,
     keep: state.ResumeState | None,
     fit_start: float | None,
@@ -397,49 +383,3 @@ def summarize_error(error: BaseException, limit: int = 300) -> str:
         lines = [line for line in lines[last + 1 :] if not line.startswith("[[")] or lines[:1]
     text = f"{type(error).__name__}: {' '.join(lines[:2])}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def run_experiment(
-    experiment: Experiment,
-    store: Store,
-    *,
-    on_event: OnEvent | None = None,
-    fail_fast: bool = False,
-    engine: str = "auto",
-) -> list[dict[str, Any]]:
-    """Check, then train every run of an experiment in turn; returns their records.
-
-    With ``fail_fast``, the first failed run ends the sweep: the runs after it are not started.
-    ``engine`` chooses how (:func:`weightlab.groups.plan_groups`): groups of compatible runs
-    train as one stacked computation on the vectorized engine.
-
-    Raises:
-        ConfigError: a Keras name or a data file is invalid; nothing was written.
-    """
-    check_keras(experiment)
-    datasets = load_datasets(experiment)
-    batch = new_id()
-    source = sweep_source(experiment)
-    emit = on_event or (lambda event: None)
-    planned = groups.plan_groups(experiment.runs, engine)
-    emit(
-        {
-            "type": "batch_start",
-            "batch": batch,
-            "total": len(experiment.runs),
-            "describe": experiment.describe(),
-            "engines": groups.summary(planned),
-        }
-    )
-    from weightlab.training import vectorized
-
-    with lifecycle.stop_on_signals():
-        return vectorized.train_planned(
-            planned,
-            lambda spec: datasets[_data_key(spec)],
-            store,
-            batch,
-            source=source,
-            on_event=on_event,
-            fail_fast=fail_fast,
-        )

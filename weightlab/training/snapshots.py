@@ -16,8 +16,9 @@ import numpy as np
 import tensorflow as tf
 
 from weightlab.background import BackgroundWriter
+from weightlab.sink import RunSink
 from weightlab.stats import variable_stats
-from weightlab.store import RunWriter, snapshot_usage, steps_name
+from weightlab.store import snapshot_usage, steps_name
 from weightlab.training.model import variables
 
 # Per-step buffers inside the compiled step are capped at this many bytes; the runner shortens
@@ -46,7 +47,7 @@ class WeightSnapshots(keras.callbacks.Callback):
 
     def __init__(
         self,
-        writer: RunWriter,
+        writer: RunSink,
         every: str | int,
         on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
         *,
@@ -340,7 +341,7 @@ def stack_finite(
 
 
 def snapshot_callback(
-    writer: RunWriter,
+    writer: RunSink,
     every: str | int,
     on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
     *,

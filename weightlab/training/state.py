@@ -20,7 +20,7 @@ import numpy as np
 
 from weightlab import jsonio
 from weightlab.errors import StoreError
-from weightlab.store import RunWriter
+from weightlab.sink import RunSink
 from weightlab.training.model import variables
 
 _INIT = "init:"  # epoch-0 arrays by variable key, for the distance-from-init statistics
@@ -92,7 +92,7 @@ class ResumeState(keras.callbacks.Callback):
             just recorded was finite, and holds the epoch-0 arrays.
     """
 
-    def __init__(self, writer: RunWriter, snap: Any):
+    def __init__(self, writer: RunSink, snap: Any):
         super().__init__()
         self.path = writer.dir / "resume.npz"
         self.snap = snap

@@ -25,9 +25,10 @@ import tensorflow as tf
 
 from weightlab import data, lifecycle
 from weightlab.config import RunSpec
-from weightlab.executors import spec_record
 from weightlab.groups import PER_MEMBER, Group, optimizer_name
 from weightlab.resume import ResumePlan, fingerprint
+from weightlab.runstart import spec_record
+from weightlab.sink import MakeSink
 from weightlab.store import RunWriter, Store
 from weightlab.training import runner, state
 from weightlab.training.keras_names import resolve
@@ -647,7 +648,7 @@ def train_group(
     *,
     source: dict[str, Any] | None = None,
     on_event: OnEvent | None = None,
-    make_writer: Callable[[Any, dict[str, Any], dict[str, Any]], Any] = RunWriter,
+    make_writer: MakeSink = RunWriter,
     group_info: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``specs`` as one stacked computation; each member recorded as a keras-engine run.
@@ -882,7 +883,7 @@ def train_one(
     *,
     source: dict[str, Any] | None = None,
     on_event: OnEvent | None = None,
-    make_writer: Callable[[Any, dict[str, Any], dict[str, Any]], Any] = RunWriter,
+    make_writer: MakeSink = RunWriter,
 ) -> list[dict[str, Any]]:
     """Train one group: stacked on the vectorized engine, or run by run on the keras engine
     (also when the vectorized engine turns out not to support it, with the reason recorded)."""
