@@ -16,7 +16,7 @@ from conftest import CONFIGS, REPO, write_run
 
 from weightlab import expect, render, yamlio
 from weightlab.cli import cli
-from weightlab.config import load_experiment
+from weightlab.config import cut_for_smoke, load_experiment
 from weightlab.errors import ConfigError
 from weightlab.store import new_record
 
@@ -137,7 +137,7 @@ def test_true_is_not_one():
 
 def test_smoke_cuts_epochs_and_samples_of_every_run():
     exp = load_experiment(CONFIGS / "initializers.yaml", ["train.epochs=1"])
-    expect.smoke(exp)
+    cut_for_smoke(exp)
     assert exp.smoke and "smoke: ≤ 2 epochs, ≤ 256 samples" in exp.describe()
     assert {(s.config["train"]["epochs"], s.config["data"]["samples"]) for s in exp.runs} == {
         (1, 256)
@@ -145,11 +145,11 @@ def test_smoke_cuts_epochs_and_samples_of_every_run():
     axis = load_experiment(
         CONFIGS / "bias-vs-no-bias.yaml", matrix=["train.epochs=1,50", "data.samples=100,1000"]
     )
-    expect.smoke(axis)
+    cut_for_smoke(axis)
     cells = sorted((s.cell["train.epochs"], s.cell["data.samples"]) for s in axis.runs)
     assert set(cells) == {(1, 100), (1, 256), (2, 100), (2, 256)}, "cells show what trained"
     iris = load_experiment(CONFIGS / "bias-vs-no-bias.yaml", ["data={kind: sklearn, name: iris}"])
-    expect.smoke(iris)
+    cut_for_smoke(iris)
     assert {s.config["data"]["samples"] for s in iris.runs} == {256}
 
 

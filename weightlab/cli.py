@@ -14,7 +14,7 @@ from rich.console import Console
 
 from weightlab import __version__, analysis, gallery, lifecycle, render
 from weightlab import expect as expectations
-from weightlab.config import load_experiment
+from weightlab.config import cut_for_smoke, load_experiment
 from weightlab.errors import WeightlabError
 from weightlab.store import ENV_VAR, Store
 
@@ -309,7 +309,7 @@ def run(
         check_output(report_path)  # refused before training, not after
     experiment = load_experiment(config, overrides, matrix=matrix, seeds=seeds)
     if smoke:
-        expectations.smoke(experiment)
+        cut_for_smoke(experiment)
     from weightlab import executors  # no TensorFlow: the workers import it
 
     if dry_run:

@@ -23,6 +23,7 @@ from typing import Any
 from weightlab import expect as expectations
 from weightlab import paths, yamlio
 from weightlab.errors import ConfigError, Invalid, Problem
+from weightlab.expect import SMOKE_EPOCHS, SMOKE_SAMPLES
 from weightlab.text import did_you_mean, got, short_value
 from weightlab.yamlio import Path, dotted
 
@@ -1217,3 +1218,17 @@ def flatten(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 _KERAS_FIELDS = {"optimizer", "loss", "kernel_initializer", "bias_initializer", "activation"}
+
+
+def cut_for_smoke(experiment: Experiment) -> None:
+    """Cut every run to at most 2 epochs and 256 samples, in place (``weightlab run --smoke``)."""
+    experiment.smoke = True
+    for spec in experiment.runs:
+        cfg = copy.deepcopy(spec.config)
+        cfg["train"]["epochs"] = min(cfg["train"]["epochs"], SMOKE_EPOCHS)
+        samples = cfg["data"].get("samples")
+        cfg["data"]["samples"] = min(samples or SMOKE_SAMPLES, SMOKE_SAMPLES)
+        spec.config = cfg
+        # A matrix axis over a cut key shows the value the run trained with, not the file's.
+        cut = {"train.epochs": cfg["train"]["epochs"], "data.samples": cfg["data"]["samples"]}
+        spec.cell = {k: cut.get(k, v) for k, v in spec.cell.items()}

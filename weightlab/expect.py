@@ -6,18 +6,14 @@ run records (``run.json``) after training.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from weightlab.errors import Invalid
 from weightlab.text import did_you_mean, got
 from weightlab.yamlio import Path
-
-if TYPE_CHECKING:
-    from weightlab.config import Experiment
 
 SMOKE_EPOCHS = 2
 SMOKE_SAMPLES = 256
@@ -271,17 +267,3 @@ def check(expectations: Sequence[Expectation], records: list[dict[str, Any]]) ->
         "met": not unmet,
         "unmet": unmet,
     }
-
-
-def smoke(experiment: Experiment) -> None:
-    """Cut every run to at most 2 epochs and 256 samples, in place (``weightlab run --smoke``)."""
-    experiment.smoke = True
-    for spec in experiment.runs:
-        cfg = copy.deepcopy(spec.config)
-        cfg["train"]["epochs"] = min(cfg["train"]["epochs"], SMOKE_EPOCHS)
-        samples = cfg["data"].get("samples")
-        cfg["data"]["samples"] = min(samples or SMOKE_SAMPLES, SMOKE_SAMPLES)
-        spec.config = cfg
-        # A matrix axis over a cut key shows the value the run trained with, not the file's.
-        cut = {"train.epochs": cfg["train"]["epochs"], "data.samples": cfg["data"]["samples"]}
-        spec.cell = {k: cut.get(k, v) for k, v in spec.cell.items()}
