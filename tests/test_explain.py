@@ -40,7 +40,8 @@ def at_epoch(epoch: int, last: int, use_bias: bool) -> dict[str, np.ndarray]:
 
 
 def known_run(store, tmp_path, *, use_bias: bool = True, epochs: int = 2, **kwargs):
-    """A stored run whose data is ``X`` and whose snapshots are ``at_epoch``."""
+    """A stored run whose data is ``X`` and whose snapshots are ``at_epoch`` (``layout=``: in
+    either snapshot layout)."""
     path = tmp_path / "xy.npz"
     np.savez(path, X=X, y=Y)
     data = {
@@ -53,13 +54,14 @@ def known_run(store, tmp_path, *, use_bias: bool = True, epochs: int = 2, **kwar
         "standardize": False,
         "seed": None,
     }
-    rec = write_run(
-        store, use_bias=use_bias, epochs=epochs, config_overrides={"data": data}, **kwargs
+    return write_run(
+        store,
+        use_bias=use_bias,
+        epochs=epochs,
+        config_overrides={"data": data},
+        snapshots=[at_epoch(e, epochs, use_bias) for e in range(epochs + 1)],
+        **kwargs,
     )
-    snaps = store.run_dir(rec["id"]) / "snapshots"
-    for e in range(epochs + 1):
-        np.savez(snaps / f"epoch-{e:04d}.npz", **at_epoch(e, epochs, use_bias))
-    return rec
 
 
 def invoke(*args: str):

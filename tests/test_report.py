@@ -27,11 +27,7 @@ def study(store, seeds=3, epochs=4):
     """use_bias true/false × seeds, with epochs.npy trajectories as training writes them."""
     records = []
     for seed in range(seeds):
-        records.append(
-            write_run(
-                store, seed=seed, cell={"model.use_bias": True}, epochs=epochs, trajectory=True
-            )
-        )
+        records.append(write_run(store, seed=seed, cell={"model.use_bias": True}, epochs=epochs))
         records.append(
             write_run(
                 store,
@@ -39,7 +35,6 @@ def study(store, seeds=3, epochs=4):
                 cell={"model.use_bias": False},
                 use_bias=False,
                 epochs=epochs,
-                trajectory=True,
                 losses=[(2.0 + seed) / (e + 1) for e in range(epochs)],
             )
         )
@@ -282,8 +277,8 @@ def test_a_run_without_snapshots_still_renders_and_says_what_is_missing(store, t
 def _two_stores(tmp_path):
     from weightlab.store import Store
 
-    a = write_run(Store(tmp_path / "a"), trajectory=True)
-    b = write_run(Store(tmp_path / "b"), trajectory=True)
+    a = write_run(Store(tmp_path / "a"))
+    b = write_run(Store(tmp_path / "b"))
     return tmp_path / "a" / "runs" / a["id"], tmp_path / "b" / "runs" / b["id"]
 
 
@@ -368,17 +363,16 @@ matrix: {model.use_bias: [true, false]}
 
 
 def test_diverged_and_damaged_runs_still_give_a_strict_json_page(store, tmp_path):
-    fine = write_run(store, seed=0, trajectory=True, epochs=4)
+    fine = write_run(store, seed=0, epochs=4)
     blown = write_run(
         store,
         seed=1,
-        trajectory=True,
         epochs=4,
         status="diverged",
         diverged_at=2,
         losses=[1.0, math.inf, math.nan, math.nan],
     )
-    damaged = write_run(store, seed=2, trajectory=True, epochs=4)
+    damaged = write_run(store, seed=2, epochs=4)
     (store.run_dir(damaged["id"]) / "run.json").write_text("{not json")
     out = tmp_path / "page.html"
     ids = [fine["id"], blown["id"], damaged["id"]]

@@ -31,8 +31,14 @@ def test_ids_are_short_sortable_and_unique():
         assert len(date) == 6 and len(clock) == 6 and len(tail) == 4
 
 
-def test_run_directory_layout(store):
-    rec = write_run(store, epochs=2)
+SNAPSHOT_FILES = {
+    "epochs": ["epochs.crc32", "epochs.npy", "layout.json"],
+    "npz": ["epoch-0000.npz", "epoch-0001.npz", "epoch-0002.npz"],
+}
+
+
+def test_run_directory_layout(store, layout):
+    rec = write_run(store, epochs=2, layout=layout)
     d = store.run_dir(rec["id"])
     assert sorted(p.name for p in d.iterdir()) == [
         "config.yaml",
@@ -40,13 +46,17 @@ def test_run_directory_layout(store):
         "run.json",
         "snapshots",
     ]
-    assert sorted(p.name for p in (d / "snapshots").iterdir()) == [
-        "epoch-0000.npz",
-        "epoch-0001.npz",
-        "epoch-0002.npz",
+    assert sorted(p.name for p in (d / "snapshots").iterdir()) == SNAPSHOT_FILES[layout]
+    if layout == "npz":
+        with np.load(d / "snapshots" / "epoch-0001.npz", allow_pickle=False) as npz:
+            assert sorted(npz.files) == ["dense_1/bias", "dense_1/kernel", "out/bias", "out/kernel"]
+    assert store.snapshot_epochs(rec["id"]) == [0, 1, 2]
+    assert sorted(store.snapshot(rec["id"], 1)) == [
+        "dense_1/bias",
+        "dense_1/kernel",
+        "out/bias",
+        "out/kernel",
     ]
-    with np.load(d / "snapshots" / "epoch-0001.npz", allow_pickle=False) as npz:
-        assert sorted(npz.files) == ["dense_1/bias", "dense_1/kernel", "out/bias", "out/kernel"]
     assert not list(d.glob("**/*.tmp")), "atomic writes leave no temporary files"
     run_json = json.loads((d / "run.json").read_text())
     for key in (
