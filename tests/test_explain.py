@@ -72,9 +72,10 @@ def normalized(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.splitlines()).strip() + "\n"
 
 
-def test_golden_hidden_layer_inputs(store, tmp_path):
+@pytest.mark.both_layouts
+def test_golden_hidden_layer_inputs(store, tmp_path, layout):
     """Layer `out` on sample 1: its inputs are dense_1's ReLU outputs [3, 6.5, 0] (by hand)."""
-    rec = known_run(store, tmp_path)
+    rec = known_run(store, tmp_path, layout=layout)
     result = invoke("explain", rec["id"], "--layer", "out", "--sample", "1")
     assert result.exit_code == 0, result.output
     expected = textwrap.dedent(f"""\
@@ -98,8 +99,9 @@ def test_golden_hidden_layer_inputs(store, tmp_path):
     assert normalized(result.output) == expected
 
 
-def test_json_numbers_first_layer(store, tmp_path):
-    rec = known_run(store, tmp_path)
+@pytest.mark.both_layouts
+def test_json_numbers_first_layer(store, tmp_path, layout):
+    rec = known_run(store, tmp_path, layout=layout)
     e = json.loads(
         invoke("explain", rec["id"], "--unit", "1", "--sample", "1", "--format", "json").output
     )
@@ -118,8 +120,9 @@ def test_json_numbers_first_layer(store, tmp_path):
     assert e["change"]["bias_change"] == -0.5
 
 
-def test_earlier_epoch_and_relu_cut(store, tmp_path):
-    rec = known_run(store, tmp_path, epochs=4)
+@pytest.mark.both_layouts
+def test_earlier_epoch_and_relu_cut(store, tmp_path, layout):
+    rec = known_run(store, tmp_path, epochs=4, layout=layout)
     e = json.loads(
         invoke(
             "explain", rec["id"], "--epoch", "2", "--unit", "2", "--sample", "1", "--format", "json"
@@ -130,8 +133,9 @@ def test_earlier_epoch_and_relu_cut(store, tmp_path):
     assert e["output"] == 0.0  # relu cuts the negative z
 
 
-def test_bias_free_layer_says_so(store, tmp_path):
-    rec = known_run(store, tmp_path, use_bias=False)
+@pytest.mark.both_layouts
+def test_bias_free_layer_says_so(store, tmp_path, layout):
+    rec = known_run(store, tmp_path, use_bias=False, layout=layout)
     out = invoke("explain", rec["id"], "--sample", "1").output
     squashed = [" ".join(line.split()) for line in out.splitlines()]
     assert "+ b none" in squashed and "z = x·w 2.5" in squashed
@@ -163,8 +167,9 @@ def test_bad_choices_exit_2(store, tmp_path, args, message):
     assert "Traceback" not in result.output
 
 
-def test_no_snapshots_exit_2(store, tmp_path):
-    rec = known_run(store, tmp_path)
+@pytest.mark.both_layouts
+def test_no_snapshots_exit_2(store, tmp_path, layout):
+    rec = known_run(store, tmp_path, layout=layout)
     for p in (store.run_dir(rec["id"]) / "snapshots").iterdir():
         p.unlink()
     result = invoke("explain", rec["id"])

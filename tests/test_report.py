@@ -23,11 +23,13 @@ from weightlab.cli import cli
 from weightlab.errors import UsageError
 
 
-def study(store, seeds=3, epochs=4):
-    """use_bias true/false × seeds, with epochs.npy trajectories as training writes them."""
+def study(store, seeds=3, epochs=4, layout="epochs"):
+    """use_bias true/false × seeds, with epochs.npy trajectories as training writes them (or
+    ``layout="npz"``: one .npz per epoch, as older versions did)."""
     records = []
     for seed in range(seeds):
-        records.append(write_run(store, seed=seed, cell={"model.use_bias": True}, epochs=epochs))
+        biased = {"model.use_bias": True}
+        records.append(write_run(store, seed=seed, cell=biased, epochs=epochs, layout=layout))
         records.append(
             write_run(
                 store,
@@ -36,14 +38,15 @@ def study(store, seeds=3, epochs=4):
                 use_bias=False,
                 epochs=epochs,
                 losses=[(2.0 + seed) / (e + 1) for e in range(epochs)],
+                layout=layout,
             )
         )
     return records
 
 
 @pytest.fixture
-def page(store):
-    study(store)
+def page(store, layout):
+    study(store, layout=layout)
     _, records = report.select(store.root, [])
     return report.build(store, records)
 
@@ -55,6 +58,7 @@ def page_data(path: Path) -> dict:
     return json.loads(found.group(1))
 
 
+@pytest.mark.both_layouts
 def test_histogram_counts_add_up_and_match_numpy(store, page):
     assert set(page["histograms"]) == {"dense_1/kernel", "out/kernel", "dense_1/bias", "out/bias"}
     for var, h in page["histograms"].items():
@@ -129,6 +133,7 @@ def test_band_leaves_out_nonfinite_values_and_has_no_spread_for_one_value():
     assert out["std"][1] is None and out["ci_low"][1] is None
 
 
+@pytest.mark.both_layouts
 def test_pair_distances_per_epoch_are_compares_weight_distance(store, page):
     (pair,) = page["pairs"]
     assert len(pair["seeds"]) == 3
@@ -149,6 +154,7 @@ def test_pair_distances_per_epoch_are_compares_weight_distance(store, page):
     assert page["verdicts"]["pairs"][0]["verdict"].startswith("use_bias=false ends with")
 
 
+@pytest.mark.both_layouts
 def test_biases_of_a_bias_free_run_are_absent_not_zeros(store, page):
     free = [r["id"] for r in page["runs"] if r["settings"]["model.use_bias"] == "false"]
     with_bias = [r["id"] for r in page["runs"] if r["id"] not in free]
@@ -170,8 +176,9 @@ def test_weight_statistics_come_from_the_history(store, page):
 
 
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_dot_product_terms_add_up_to_the_units_preactivation(store, tmp_path, use_bias):
-    rec = known_run(store, tmp_path, use_bias=use_bias, epochs=2)
+@pytest.mark.both_layouts
+def test_dot_product_terms_add_up_to_the_units_preactivation(store, tmp_path, use_bias, layout):
+    rec = known_run(store, tmp_path, use_bias=use_bias, epochs=2, layout=layout)
     dot = report.dot_product(store, rec["id"], layer="out", unit=0, sample=1)
     assert dot["epochs"] == [0, 1, 2] and dot["unit_ids"] == [0]
     for k, epoch in enumerate(dot["epochs"]):

@@ -37,6 +37,7 @@ SNAPSHOT_FILES = {
 }
 
 
+@pytest.mark.both_layouts
 def test_run_directory_layout(store, layout):
     rec = write_run(store, epochs=2, layout=layout)
     d = store.run_dir(rec["id"])
@@ -78,10 +79,10 @@ def test_run_directory_layout(store, layout):
     assert (store.root / "index.sqlite").exists()
 
 
-def test_history_with_nan_is_strict_json(store):
-    rec = write_run(
-        store, epochs=3, losses=[1.0, float("inf"), float("nan")], status="diverged", diverged_at=2
-    )
+@pytest.mark.both_layouts
+def test_history_with_nan_is_strict_json(store, layout):
+    losses = [1.0, float("inf"), float("nan")]
+    rec = write_run(store, epochs=3, losses=losses, status="diverged", diverged_at=2, layout=layout)
     text = (store.run_dir(rec["id"]) / "history.jsonl").read_text()
 
     def reject(token):
@@ -164,8 +165,9 @@ def test_damaged_run_is_shown_corrupt_not_fatal(store):
     assert runs[b["id"]]["error"].startswith("cannot read run.json: Expecting property name")
 
 
-def test_snapshot_round_trip_and_missing_epoch(store):
-    rec = write_run(store, epochs=2)
+@pytest.mark.both_layouts
+def test_snapshot_round_trip_and_missing_epoch(store, layout):
+    rec = write_run(store, epochs=2, layout=layout)
     snap = store.snapshot(rec["id"], 0)
     assert snap["dense_1/kernel"].shape == (2, 3)
     assert not snap["dense_1/bias"].any()

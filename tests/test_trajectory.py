@@ -320,7 +320,8 @@ def test_the_dask_writer_ships_the_same_bytes(store):
     assert store.snapshot_epochs(written["id"]) == [0, 1, 2]
 
 
-def test_unknown_variable_names_the_ones_there_are(store):
-    rec = write_run(store)
+@pytest.mark.both_layouts
+def test_unknown_variable_names_the_ones_there_are(store, layout):
+    rec = write_run(store, layout=layout)
     with pytest.raises(UsageError, match=r"no variable 'out/kernl'.*did you mean 'out/kernel'"):
         store.trajectory(rec["id"], "out/kernl")
