@@ -166,6 +166,33 @@ def test_damaged_run_is_shown_corrupt_not_fatal(store):
 
 
 @pytest.mark.both_layouts
+def test_history_statistics_are_those_of_the_snapshots(store, layout):
+    """Each history row's statistics of each variable, by hand from the stored snapshots: L2
+    norm, mean, std, min, max, L2 distance from epoch 0, L2 change since the epoch before."""
+    rec = write_run(store, epochs=3, layout=layout)
+    history = store.history(rec["id"])
+    assert [row["epoch"] for row in history] == [0, 1, 2, 3]
+    snaps = [store.snapshot(rec["id"], epoch) for epoch in range(4)]
+    for epoch, snap in enumerate(snaps):
+        assert set(history[epoch]["weights"]) == set(snap)
+        for key in snap:
+            stats = history[epoch]["weights"][key]
+            now = snap[key].astype(np.float64)
+            init = snaps[0][key].astype(np.float64)
+            assert stats["l2"] == pytest.approx(np.linalg.norm(now))
+            assert stats["mean"] == pytest.approx(now.mean())
+            assert stats["std"] == pytest.approx(now.std())
+            assert (stats["min"], stats["max"]) == pytest.approx((now.min(), now.max()))
+            assert stats["dist_init"] == pytest.approx(np.linalg.norm(now - init))
+            if epoch == 0:
+                assert stats["dist_init"] == 0 and stats["delta"] is None
+            else:
+                before = snaps[epoch - 1][key].astype(np.float64)
+                assert stats["delta"] == pytest.approx(np.linalg.norm(now - before))
+    assert history[3]["weights"]["out/kernel"]["delta"] > 0, "the weights moved"
+
+
+@pytest.mark.both_layouts
 def test_snapshot_round_trip_and_missing_epoch(store, layout):
     rec = write_run(store, epochs=2, layout=layout)
     snap = store.snapshot(rec["id"], 0)
