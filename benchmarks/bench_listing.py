@@ -30,7 +30,7 @@ def main(runs: int = 200, repeats: int = 9) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "store")
         for i in range(runs):
-            write_run(store, seed=i, epochs=30, trajectory=True)  # ls reads each epochs.npy header
+            write_run(store, seed=i, epochs=30)  # ls reads each epochs.npy header
         records = store.select()
         dirs = [str(store.run_dir(r["id"])) for r in records]
         for _ in range(repeats):

@@ -28,7 +28,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "store")
         for i in range(10):
-            write_run(store, batch="b", seed=i, epochs=50, cell={"model.use_bias": bool(i % 2)})
+            cell = {"model.use_bias": bool(i % 2)}  # layout: as these figures were measured
+            write_run(store, batch="b", seed=i, epochs=50, cell=cell, layout="npz")
         env = {**os.environ, "WEIGHTLAB_STORE": str(store.root), "COLUMNS": "100"}
         env["PYTHONPATH"] = str(ROOT)
         api = "import weightlab; r = weightlab.open_store().runs()[0]; r.trajectory('out/kernel')"

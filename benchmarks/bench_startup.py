@@ -44,6 +44,7 @@ def startup() -> None:
                 seed=i % 2,
                 epochs=50,
                 cell={"model.use_bias": bool(i % 2)},
+                layout="npz",  # one .npz per epoch, as these figures were measured
             )
         env = {**os.environ, "WEIGHTLAB_STORE": str(store.root), "COLUMNS": "100"}
         # An installed weightlab has its bytecode cached; without this, a shell that sets

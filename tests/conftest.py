@@ -40,6 +40,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# The snapshot layouts a run store may hold: "epochs" (snapshots/epochs.npy + layout.json, what
+# training writes) and "npz" (one epoch-NNNN.npz per epoch: older versions, which every reader
+# must still read). A reader test marked `both_layouts` runs once per layout (see below).
+LAYOUTS = ("epochs", "npz")
+
+
+@pytest.fixture
+def layout() -> str:
+    """The snapshot layout a test writes its runs in (``write_run(..., layout=layout)``):
+    ``"epochs"``, as training writes them, or each of :data:`LAYOUTS` in turn for a test (or a
+    test using a fixture that takes ``layout``) marked ``@pytest.mark.both_layouts``."""
+    return "epochs"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_layouts: run once per snapshot layout (the `layout` fixture)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_layouts") is None:
+        return
+    if "layout" not in metafunc.fixturenames:
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid} is marked both_layouts but never takes `layout`"
+        )
+    metafunc.parametrize("layout", LAYOUTS)
+
 
 def write_run(
     store,
@@ -54,19 +83,32 @@ def write_run(
     losses: list[float] | None = None,
     use_bias: bool = True,
     diverged_at: int | None = None,
-    trajectory: bool = False,
+    layout: str = "epochs",
+    snapshots: list[dict] | None = None,
 ):
     """Write a realistic run directory with the library's own writer, without TensorFlow.
 
     Weights follow a fixed random walk so that statistics and snapshots are consistent.
-    Snapshots are one ``.npz`` per epoch as older versions wrote them, or with ``trajectory``
-    the ``epochs.npy`` + ``layout.json`` that training writes now.
+
+    Args:
+        layout: ``"epochs"`` (default): the snapshots go through
+            ``RunWriter.append_epoch_snapshot``, as training records them, so the run holds the
+            ``epochs.npy`` + ``layout.json`` training writes now (or, with
+            ``config_overrides={"snapshots.compress": True}``, what training writes then: one
+            deflated ``.npz`` per epoch). ``"npz"``: the legacy layout of older versions, one
+            ``.npz`` file per epoch (``RunWriter.write_snapshot``), which every reader must still
+            read.
+        snapshots: known weights, ``{"dense_1/kernel": array, ...}`` for each epoch 0, 1, ...
+            (at least up to the last one written), instead of the random walk; the history's
+            statistics are computed from them, as training computes them.
     """
     import numpy as np
 
     from weightlab import stats
     from weightlab.store import RunWriter, new_record, now_iso, snapshot_name
 
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
     cell = cell or {}
     config = {
         "name": experiment,
@@ -137,7 +179,10 @@ def write_run(
     last = epochs if diverged_at is None else diverged_at
     written = {"count": 0, "bytes": 0}
     for epoch in range(last + 1):
-        if epoch:
+        if snapshots is not None:
+            arrays = {k: np.asarray(a) for k, a in snapshots[epoch].items()}
+            initial = initial if epoch else arrays
+        elif epoch:
             arrays = {
                 k: (a + rng.normal(scale=0.1, size=a.shape)).astype(np.float32)
                 for k, a in arrays.items()
@@ -153,14 +198,15 @@ def write_run(
             k: stats.variable_stats(a, initial[k], None if previous is None else previous[k])
             for k, a in arrays.items()
         }
-        writer.append_history(row)
+        # As training does (WeightSnapshots): the epoch's snapshot, then its history line.
         if diverged_at is None or epoch < diverged_at:
             written["bytes"] += (
                 writer.append_epoch_snapshot(epoch, arrays)
-                if trajectory
+                if layout == "epochs"
                 else writer.write_snapshot(snapshot_name(epoch), arrays)
             )
             written["count"] += 1
+        writer.append_history(row)
         previous = arrays
     writer.close()
     record.update(stats.summarize(store.history(writer.id)))

@@ -18,9 +18,14 @@ from weightlab.errors import RunNotFound, UsageError
 
 
 @pytest.fixture
-def pair(store):
+def pair(store, layout):
     with_bias = write_run(
-        store, experiment="bias", batch="b", cell={"model.use_bias": True}, epochs=4
+        store,
+        experiment="bias",
+        batch="b",
+        cell={"model.use_bias": True},
+        epochs=4,
+        layout=layout,
     )
     without = write_run(
         store,
@@ -30,6 +35,7 @@ def pair(store):
         use_bias=False,
         epochs=4,
         losses=[30.0, 27.0, 26.0, 25.0],
+        layout=layout,
     )
     return with_bias, without
 
@@ -87,6 +93,7 @@ def test_history_dataframe_and_rows(store, pair, monkeypatch):
     assert run.history == rows
 
 
+@pytest.mark.both_layouts
 def test_snapshot_and_trajectory(store, pair):
     with_bias, _ = pair
     run = weightlab.open_store().run(with_bias["id"])
@@ -106,17 +113,18 @@ def test_snapshot_and_trajectory(store, pair):
         run.trajectory("dense_1/kernal")
 
 
-def test_trajectory_of_a_diverged_run_stops_at_the_last_finite_snapshot(store):
-    rec = write_run(
-        store, status="diverged", diverged_at=3, epochs=5, losses=[1.0, 2.0, float("nan")] * 2
-    )
+@pytest.mark.both_layouts
+def test_trajectory_of_a_diverged_run_stops_at_the_last_finite_snapshot(store, layout):
+    losses = [1.0, 2.0, float("nan")] * 2
+    rec = write_run(store, status="diverged", diverged_at=3, epochs=5, losses=losses, layout=layout)
     run = weightlab.open_store().run(rec["id"])
     assert run.status == "diverged"
     assert run.trajectory("out/bias").shape == (3, 1)
 
 
-def test_no_snapshots(store):
-    rec = write_run(store)
+@pytest.mark.both_layouts
+def test_no_snapshots(store, layout):
+    rec = write_run(store, layout=layout)
     for p in (store.run_dir(rec["id"]) / "snapshots").iterdir():
         p.unlink()
     run = weightlab.open_store().run(rec["id"])

@@ -162,8 +162,8 @@ def test_reindex(store):
 )
 def test_read_commands_never_import_tensorflow(args, no_tensorflow, store, tmp_path):
     # One run as training writes it now (epochs.npy), one as older versions did (.npz files).
-    write_run(store, batch="b", cell={"model.use_bias": True}, trajectory=True)
-    write_run(store, batch="b", cell={"model.use_bias": False}, use_bias=False)
+    write_run(store, batch="b", cell={"model.use_bias": True})
+    write_run(store, batch="b", cell={"model.use_bias": False}, use_bias=False, layout="npz")
     proc = subprocess.run(
         [sys.executable, "-m", "weightlab", *[a.format(tmp=tmp_path) for a in args]],
         env=no_tensorflow,

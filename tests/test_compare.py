@@ -21,6 +21,7 @@ from weightlab import analysis, render
 from weightlab.cli import cli
 from weightlab.errors import UsageError
 from weightlab.store import snapshot_name
+from weightlab.trajectory import TrajectoryWriter
 
 GOLDENS = REPO / "tests" / "goldens"
 
@@ -36,28 +37,38 @@ def fixed_ids(monkeypatch):
     monkeypatch.setattr("weightlab.store.new_id", lambda: f"261129-100000-{next(counter):04d}")
 
 
-def set_snapshots(store, run_id, snapshots):
-    """Replace a run's snapshot files by ``{epoch: {name: array}}`` (known weights)."""
+def set_snapshots(store, run_id, snapshots, layout="epochs"):
+    """Replace a run's snapshot files by ``{epoch: {name: array}}`` (known weights), in
+    ``layout``: the trajectory training writes (its writer), or one ``.npz`` per epoch."""
     folder = store.run_dir(run_id) / "snapshots"
     for f in folder.iterdir():
         f.unlink()
+    epochs = TrajectoryWriter(folder)
     for epoch, arrays in snapshots.items():
-        np.savez(
-            folder / snapshot_name(epoch),
-            **{k: np.asarray(v, np.float32) for k, v in arrays.items()},
-        )
+        arrays = {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+        if layout == "epochs":
+            assert epochs.append(epoch, arrays)
+        else:
+            np.savez(folder / snapshot_name(epoch), **arrays)
 
 
-def bias_pairs(store, seeds=(0, 1, 2), losses_true=None, losses_false=None):
+def bias_pairs(store, seeds=(0, 1, 2), losses_true=None, losses_false=None, layout="epochs"):
     """One biased and one bias-free run per seed; final losses 0.01+0.001·s and 25+s by default."""
     runs = []
     for s in seeds:
         lt = (losses_true or {}).get(s, [1.0, 0.1, 0.01 + s / 1000])
         lf = (losses_false or {}).get(s, [30.0, 26.0, 25.0 + s])
-        runs.append(write_run(store, batch="b", seed=s, cell={"model.use_bias": True}, losses=lt))
+        biased = {"model.use_bias": True}
+        runs.append(write_run(store, batch="b", seed=s, cell=biased, losses=lt, layout=layout))
         runs.append(
             write_run(
-                store, batch="b", seed=s, cell={"model.use_bias": False}, use_bias=False, losses=lf
+                store,
+                batch="b",
+                seed=s,
+                cell={"model.use_bias": False},
+                use_bias=False,
+                losses=lf,
+                layout=layout,
             )
         )
     return runs
@@ -107,11 +118,13 @@ def test_divergence_epoch_is_the_first_gap_above_the_threshold(store, threshold,
     assert pair["divergence_epoch"] == epoch
 
 
-def test_trajectory_distance_from_known_snapshots(store):
-    a, b = bias_pairs(store, seeds=[0])
+@pytest.mark.both_layouts
+def test_trajectory_distance_from_known_snapshots(store, layout):
+    a, b = bias_pairs(store, seeds=[0], layout=layout)
     # Kernels (e, 0) against (0, e): |a - b| = e·√2, max norm e, cosine 0; epoch 0 both zero.
-    set_snapshots(store, a["id"], {e: {"d/kernel": [e, 0], "d/bias": [1.0]} for e in range(4)})
-    set_snapshots(store, b["id"], {e: {"d/kernel": [0, e]} for e in range(4)})
+    a_snaps = {e: {"d/kernel": [e, 0], "d/bias": [1.0]} for e in range(4)}
+    set_snapshots(store, a["id"], a_snaps, layout)
+    set_snapshots(store, b["id"], {e: {"d/kernel": [0, e]} for e in range(4)}, layout)
     result = compare(store, per_epoch=True)
     seed = result["pairs"][0]["seeds"][0]
     assert seed["variables"] == ["d/kernel"] and seed["only_a"] == ["d/bias"]
@@ -128,9 +141,10 @@ def test_trajectory_distance_from_known_snapshots(store):
     assert [r["epoch"] for r in thin] == [0, 2, 3]
 
 
-def test_distances_read_one_epoch_at_a_time(store, monkeypatch):
+@pytest.mark.both_layouts
+def test_distances_read_one_epoch_at_a_time(store, monkeypatch, layout):
     """Only the last common snapshot by default; with --per-epoch each epoch once, in order."""
-    bias_pairs(store, seeds=[0])
+    bias_pairs(store, seeds=[0], layout=layout)
     loaded = []
     original = store.snapshot
     monkeypatch.setattr(store, "snapshot", lambda run, e: loaded.append(e) or original(run, e))
@@ -209,9 +223,10 @@ def test_nan_run(store):
     assert "diverged@2" in invoke("compare").output
 
 
-def test_no_common_variables(store):
-    a, b = bias_pairs(store, seeds=[0])
-    set_snapshots(store, b["id"], {e: {"other/kernel": [1.0, e]} for e in range(4)})
+@pytest.mark.both_layouts
+def test_no_common_variables(store, layout):
+    a, b = bias_pairs(store, seeds=[0], layout=layout)
+    set_snapshots(store, b["id"], {e: {"other/kernel": [1.0, e]} for e in range(4)}, layout)
     result = compare(store)
     seed = result["pairs"][0]["seeds"][0]
     assert seed["variables"] == [] and seed["distance"] is None and seed["cosine"] is None
@@ -221,14 +236,26 @@ def test_no_common_variables(store):
     assert invoke("compare").exit_code == 0
 
 
-def test_damaged_snapshot_is_a_finding_not_a_traceback(store):
-    a, b = bias_pairs(store, seeds=[0])
-    (store.run_dir(b["id"]) / "snapshots" / snapshot_name(3)).write_bytes(b"not a zip file")
+DAMAGED_SNAPSHOT = {  # layout: (file, its damaged bytes, what compare says about it)
+    "epochs": (
+        "layout.json",
+        b"{",
+        "layout.json is not valid JSON: Expecting property name enclosed in double quotes: "
+        "line 1 column 2 (char 1)",
+    ),
+    "npz": (snapshot_name(3), b"not a zip file", "This file contains pickled (object) data"),
+}
+
+
+@pytest.mark.both_layouts
+def test_damaged_snapshot_is_a_finding_not_a_traceback(store, layout):
+    a, b = bias_pairs(store, seeds=[0], layout=layout)
+    name, damaged, why = DAMAGED_SNAPSHOT[layout]
+    (store.run_dir(b["id"]) / "snapshots" / name).write_bytes(damaged)
     result = compare(store)
     assert result["pairs"][0]["seeds"][0]["distance"] is None
     assert [f for f in result["findings"] if a["id"] in f] == [
-        f"{a['id']} / {b['id']}: epoch 3 snapshot unreadable (This file contains pickled "
-        "(object) data): no distance"
+        f"{a['id']} / {b['id']}: epoch 3 snapshot unreadable ({why}): no distance"
     ]
 
 
@@ -380,9 +407,10 @@ def test_sort_by(store):
 
 
 @pytest.fixture
-def golden_store(store, fixed_ids):
-    """Two seeds of biased against bias-free runs, ids 261129-100000-0001..0004."""
-    bias_pairs(store, seeds=[0, 1])
+def golden_store(store, fixed_ids, layout):
+    """Two seeds of biased against bias-free runs, ids 261129-100000-0001..0004 (the goldens
+    hold for either snapshot layout)."""
+    bias_pairs(store, seeds=[0, 1], layout=layout)
     return store
 
 
@@ -396,6 +424,7 @@ def golden(name: str) -> str:
     return (GOLDENS / name).read_text(encoding="utf-8")
 
 
+@pytest.mark.both_layouts
 def test_golden_table_80_columns(golden_store):
     """Runs, seed groups, pairs and --per-epoch --every 2 at 80 columns (reviewed by hand)."""
     got = table_text(compare(golden_store, per_epoch=True, every=2))
@@ -403,12 +432,14 @@ def test_golden_table_80_columns(golden_store):
     assert max(len(line) for line in got.splitlines()) <= 80
 
 
+@pytest.mark.both_layouts
 def test_golden_markdown(golden_store):
     assert render.compare_markdown(compare(golden_store)) == golden("compare.md")
     out = invoke("compare", "--format", "md").output
     assert out == golden("compare.md")
 
 
+@pytest.mark.both_layouts
 def test_golden_csv(golden_store):
     text = invoke("compare", "--format", "csv").output
     assert text == golden("compare.csv")

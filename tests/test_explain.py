@@ -40,7 +40,8 @@ def at_epoch(epoch: int, last: int, use_bias: bool) -> dict[str, np.ndarray]:
 
 
 def known_run(store, tmp_path, *, use_bias: bool = True, epochs: int = 2, **kwargs):
-    """A stored run whose data is ``X`` and whose snapshots are ``at_epoch``."""
+    """A stored run whose data is ``X`` and whose snapshots are ``at_epoch`` (``layout=``: in
+    either snapshot layout)."""
     path = tmp_path / "xy.npz"
     np.savez(path, X=X, y=Y)
     data = {
@@ -53,13 +54,14 @@ def known_run(store, tmp_path, *, use_bias: bool = True, epochs: int = 2, **kwar
         "standardize": False,
         "seed": None,
     }
-    rec = write_run(
-        store, use_bias=use_bias, epochs=epochs, config_overrides={"data": data}, **kwargs
+    return write_run(
+        store,
+        use_bias=use_bias,
+        epochs=epochs,
+        config_overrides={"data": data},
+        snapshots=[at_epoch(e, epochs, use_bias) for e in range(epochs + 1)],
+        **kwargs,
     )
-    snaps = store.run_dir(rec["id"]) / "snapshots"
-    for e in range(epochs + 1):
-        np.savez(snaps / f"epoch-{e:04d}.npz", **at_epoch(e, epochs, use_bias))
-    return rec
 
 
 def invoke(*args: str):
@@ -70,9 +72,10 @@ def normalized(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.splitlines()).strip() + "\n"
 
 
-def test_golden_hidden_layer_inputs(store, tmp_path):
+@pytest.mark.both_layouts
+def test_golden_hidden_layer_inputs(store, tmp_path, layout):
     """Layer `out` on sample 1: its inputs are dense_1's ReLU outputs [3, 6.5, 0] (by hand)."""
-    rec = known_run(store, tmp_path)
+    rec = known_run(store, tmp_path, layout=layout)
     result = invoke("explain", rec["id"], "--layer", "out", "--sample", "1")
     assert result.exit_code == 0, result.output
     expected = textwrap.dedent(f"""\
@@ -96,8 +99,9 @@ def test_golden_hidden_layer_inputs(store, tmp_path):
     assert normalized(result.output) == expected
 
 
-def test_json_numbers_first_layer(store, tmp_path):
-    rec = known_run(store, tmp_path)
+@pytest.mark.both_layouts
+def test_json_numbers_first_layer(store, tmp_path, layout):
+    rec = known_run(store, tmp_path, layout=layout)
     e = json.loads(
         invoke("explain", rec["id"], "--unit", "1", "--sample", "1", "--format", "json").output
     )
@@ -116,8 +120,9 @@ def test_json_numbers_first_layer(store, tmp_path):
     assert e["change"]["bias_change"] == -0.5
 
 
-def test_earlier_epoch_and_relu_cut(store, tmp_path):
-    rec = known_run(store, tmp_path, epochs=4)
+@pytest.mark.both_layouts
+def test_earlier_epoch_and_relu_cut(store, tmp_path, layout):
+    rec = known_run(store, tmp_path, epochs=4, layout=layout)
     e = json.loads(
         invoke(
             "explain", rec["id"], "--epoch", "2", "--unit", "2", "--sample", "1", "--format", "json"
@@ -128,8 +133,9 @@ def test_earlier_epoch_and_relu_cut(store, tmp_path):
     assert e["output"] == 0.0  # relu cuts the negative z
 
 
-def test_bias_free_layer_says_so(store, tmp_path):
-    rec = known_run(store, tmp_path, use_bias=False)
+@pytest.mark.both_layouts
+def test_bias_free_layer_says_so(store, tmp_path, layout):
+    rec = known_run(store, tmp_path, use_bias=False, layout=layout)
     out = invoke("explain", rec["id"], "--sample", "1").output
     squashed = [" ".join(line.split()) for line in out.splitlines()]
     assert "+ b none" in squashed and "z = x·w 2.5" in squashed
@@ -161,8 +167,9 @@ def test_bad_choices_exit_2(store, tmp_path, args, message):
     assert "Traceback" not in result.output
 
 
-def test_no_snapshots_exit_2(store, tmp_path):
-    rec = known_run(store, tmp_path)
+@pytest.mark.both_layouts
+def test_no_snapshots_exit_2(store, tmp_path, layout):
+    rec = known_run(store, tmp_path, layout=layout)
     for p in (store.run_dir(rec["id"]) / "snapshots").iterdir():
         p.unlink()
     result = invoke("explain", rec["id"])

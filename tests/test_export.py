@@ -20,10 +20,16 @@ def invoke(*args: str):
 
 
 @pytest.fixture
-def pair(store):
-    a = write_run(store, batch="b", cell={"model.use_bias": True}, losses=[1.0, 0.5, 0.25])
+def pair(store, layout):
+    biased = {"model.use_bias": True}
+    a = write_run(store, batch="b", cell=biased, losses=[1.0, 0.5, 0.25], layout=layout)
     b = write_run(
-        store, batch="b", cell={"model.use_bias": False}, use_bias=False, losses=[30, 27, 26]
+        store,
+        batch="b",
+        cell={"model.use_bias": False},
+        use_bias=False,
+        losses=[30, 27, 26],
+        layout=layout,
     )
     return a, b
 
@@ -124,6 +130,7 @@ def read_back(logdir, env):
     return json.loads(proc.stdout)
 
 
+@pytest.mark.both_layouts
 def test_tensorboard_events_read_back(store, pair, tmp_path, no_tensorflow):
     a, b = pair
     out = tmp_path / "tb"

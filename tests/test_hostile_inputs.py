@@ -362,7 +362,7 @@ def good_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str
     store = Store.open(root)
     ids = [
         write_run(store, experiment="good", batch="b1", seed=0)["id"],
-        write_run(store, experiment="good", batch="b1", seed=1, trajectory=True)["id"],
+        write_run(store, experiment="good", batch="b1", seed=1)["id"],
     ]
     return root, ids
 

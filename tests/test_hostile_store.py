@@ -312,9 +312,9 @@ BESIDE = {
 @pytest.fixture
 def three(store):
     """Three healthy runs: one with .npz snapshots, two with the trajectory."""
-    a = write_run(store, seed=0)
-    b = write_run(store, seed=1, trajectory=True)
-    c = write_run(store, seed=2, trajectory=True)
+    a = write_run(store, seed=0, layout="npz")
+    b = write_run(store, seed=1)
+    c = write_run(store, seed=2)
     assert invoke("ls").exit_code == 0  # indexed before the damage: it must be seen anyway
     return a, b, c
 

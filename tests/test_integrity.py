@@ -114,7 +114,7 @@ def test_run_files_and_directories_follow_the_umask(store, mask):
     old = os.umask(mask)
     jio._UMASK = None
     try:
-        rec = write_run(store, trajectory=True)
+        rec = write_run(store)
     finally:
         os.umask(old)
         jio._UMASK = None
@@ -250,8 +250,8 @@ CHECK_FAULTS = {
 
 @pytest.mark.parametrize("fault", CHECK_FAULTS, ids=list(CHECK_FAULTS))
 def test_check_finds_what_the_record_and_the_disk_disagree_on(store, fault):
-    good = write_run(store, trajectory=True)
-    bad = write_run(store, seed=1, trajectory=True)
+    good = write_run(store)
+    bad = write_run(store, seed=1)
     assert invoke("check").exit_code == 0
     harm, reason = CHECK_FAULTS[fault]
     harm(store.run_dir(bad["id"]))
@@ -263,7 +263,7 @@ def test_check_finds_what_the_record_and_the_disk_disagree_on(store, fault):
 
 
 def test_a_run_without_checksums_passes_with_a_note(store):
-    old = write_run(store, trajectory=True)
+    old = write_run(store)
     (store.run_dir(old["id"]) / "snapshots" / "epochs.crc32").unlink()  # as older versions wrote
     report = check(store)
     assert report["problems"] == 0
@@ -277,7 +277,7 @@ def test_a_continued_trajectory_fills_in_missing_checksums(store):
 
     from weightlab.trajectory import TrajectoryWriter, read_checksums, row_crc
 
-    rec = write_run(store, trajectory=True)
+    rec = write_run(store)
     snaps = store.run_dir(rec["id"]) / "snapshots"
     sums = (snaps / "epochs.crc32").read_bytes()
     (snaps / "epochs.crc32").write_bytes(sums[:8])  # killed between a row and its checksum
@@ -472,7 +472,7 @@ def test_a_read_only_store_is_read_and_never_crashes_a_writer(store, read_only, 
     import subprocess
     import sys
 
-    rec = write_run(store, trajectory=True)
+    rec = write_run(store)
     assert invoke("check").exit_code == 0
     view = read_only(store.root)
     env = {**no_tensorflow, "WEIGHTLAB_STORE": str(view)}

@@ -125,7 +125,7 @@ DAMAGE = {
 @pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
 def test_damaged_run_shows_corrupt_and_the_rest_still_lists(store, damage):
     good = write_run(store)
-    bad = write_run(store, seed=1)
+    bad = write_run(store, seed=1, layout="npz" if damage == "truncated npz" else "epochs")
     before = sorted(p for p in store.run_dir(bad["id"]).rglob("*"))
     harm, reason = DAMAGE[damage]
     invoke("ls")  # index the runs first: damage after indexing must be seen too
@@ -179,7 +179,7 @@ def test_an_unreadable_index_is_a_lost_cache_only(store):
 
 
 def test_tampered_snapshot_fails_closed(store):
-    rec = write_run(store)
+    rec = write_run(store, layout="npz")  # an .npz file of the older layout, planted
     path = store.run_dir(rec["id"]) / "snapshots" / "epoch-0001.npz"
     np.savez(path, **{"dense_1/kernel": np.array([{"evil": 1}], dtype=object)})
     with pytest.raises(StoreError, match="epoch-0001.npz is damaged: .*allow_pickle=False"):
@@ -276,7 +276,7 @@ for i in range({n}):
     # Odd writers append to an epochs.npy trajectory, even ones write .npz files.
     write_run(
         store, experiment="w{worker}", batch="b{worker}", seed=i, epochs={epochs},
-        trajectory={worker} % 2 == 1,
+        layout="epochs" if {worker} % 2 == 1 else "npz",
     )
 """
 

@@ -19,9 +19,10 @@ def invoke(*args: str):
 
 
 @pytest.fixture
-def runs(store):
+def runs(store, layout):
+    losses = [1, 0.1, 0.01, 0.001]
     good = write_run(
-        store, batch="b", cell={"model.use_bias": True}, epochs=4, losses=[1, 0.1, 0.01, 0.001]
+        store, batch="b", cell={"model.use_bias": True}, epochs=4, losses=losses, layout=layout
     )
     free = write_run(
         store,
@@ -30,6 +31,7 @@ def runs(store):
         use_bias=False,
         epochs=4,
         losses=[30, 27, 26, 25],
+        layout=layout,
     )
     return good, free
 
@@ -93,6 +95,7 @@ def test_weights_of_bias_free_runs_say_so(store, tmp_path):
     assert "no biases (use_bias: false)" in (tmp_path / "w.svg").read_text()
 
 
+@pytest.mark.both_layouts
 def test_biases_from_snapshots(runs, tmp_path):
     good, free = runs
     out = tmp_path / "b.svg"
@@ -212,6 +215,7 @@ def relative_distance(a: dict, b: dict) -> float:
     return float(np.linalg.norm(va - vb) / max(np.linalg.norm(va), np.linalg.norm(vb)))
 
 
+@pytest.mark.both_layouts
 def test_distance_between_paired_runs(store, runs, tmp_path):
     good, free = runs
     out = tmp_path / "d.svg"

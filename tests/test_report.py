@@ -23,15 +23,13 @@ from weightlab.cli import cli
 from weightlab.errors import UsageError
 
 
-def study(store, seeds=3, epochs=4):
-    """use_bias true/false × seeds, with epochs.npy trajectories as training writes them."""
+def study(store, seeds=3, epochs=4, layout="epochs"):
+    """use_bias true/false × seeds, with epochs.npy trajectories as training writes them (or
+    ``layout="npz"``: one .npz per epoch, as older versions did)."""
     records = []
     for seed in range(seeds):
-        records.append(
-            write_run(
-                store, seed=seed, cell={"model.use_bias": True}, epochs=epochs, trajectory=True
-            )
-        )
+        biased = {"model.use_bias": True}
+        records.append(write_run(store, seed=seed, cell=biased, epochs=epochs, layout=layout))
         records.append(
             write_run(
                 store,
@@ -39,16 +37,16 @@ def study(store, seeds=3, epochs=4):
                 cell={"model.use_bias": False},
                 use_bias=False,
                 epochs=epochs,
-                trajectory=True,
                 losses=[(2.0 + seed) / (e + 1) for e in range(epochs)],
+                layout=layout,
             )
         )
     return records
 
 
 @pytest.fixture
-def page(store):
-    study(store)
+def page(store, layout):
+    study(store, layout=layout)
     _, records = report.select(store.root, [])
     return report.build(store, records)
 
@@ -60,6 +58,7 @@ def page_data(path: Path) -> dict:
     return json.loads(found.group(1))
 
 
+@pytest.mark.both_layouts
 def test_histogram_counts_add_up_and_match_numpy(store, page):
     assert set(page["histograms"]) == {"dense_1/kernel", "out/kernel", "dense_1/bias", "out/bias"}
     for var, h in page["histograms"].items():
@@ -134,6 +133,7 @@ def test_band_leaves_out_nonfinite_values_and_has_no_spread_for_one_value():
     assert out["std"][1] is None and out["ci_low"][1] is None
 
 
+@pytest.mark.both_layouts
 def test_pair_distances_per_epoch_are_compares_weight_distance(store, page):
     (pair,) = page["pairs"]
     assert len(pair["seeds"]) == 3
@@ -154,6 +154,7 @@ def test_pair_distances_per_epoch_are_compares_weight_distance(store, page):
     assert page["verdicts"]["pairs"][0]["verdict"].startswith("use_bias=false ends with")
 
 
+@pytest.mark.both_layouts
 def test_biases_of_a_bias_free_run_are_absent_not_zeros(store, page):
     free = [r["id"] for r in page["runs"] if r["settings"]["model.use_bias"] == "false"]
     with_bias = [r["id"] for r in page["runs"] if r["id"] not in free]
@@ -175,8 +176,9 @@ def test_weight_statistics_come_from_the_history(store, page):
 
 
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_dot_product_terms_add_up_to_the_units_preactivation(store, tmp_path, use_bias):
-    rec = known_run(store, tmp_path, use_bias=use_bias, epochs=2)
+@pytest.mark.both_layouts
+def test_dot_product_terms_add_up_to_the_units_preactivation(store, tmp_path, use_bias, layout):
+    rec = known_run(store, tmp_path, use_bias=use_bias, epochs=2, layout=layout)
     dot = report.dot_product(store, rec["id"], layer="out", unit=0, sample=1)
     assert dot["epochs"] == [0, 1, 2] and dot["unit_ids"] == [0]
     for k, epoch in enumerate(dot["epochs"]):
@@ -282,8 +284,8 @@ def test_a_run_without_snapshots_still_renders_and_says_what_is_missing(store, t
 def _two_stores(tmp_path):
     from weightlab.store import Store
 
-    a = write_run(Store(tmp_path / "a"), trajectory=True)
-    b = write_run(Store(tmp_path / "b"), trajectory=True)
+    a = write_run(Store(tmp_path / "a"))
+    b = write_run(Store(tmp_path / "b"))
     return tmp_path / "a" / "runs" / a["id"], tmp_path / "b" / "runs" / b["id"]
 
 
@@ -368,17 +370,16 @@ matrix: {model.use_bias: [true, false]}
 
 
 def test_diverged_and_damaged_runs_still_give_a_strict_json_page(store, tmp_path):
-    fine = write_run(store, seed=0, trajectory=True, epochs=4)
+    fine = write_run(store, seed=0, epochs=4)
     blown = write_run(
         store,
         seed=1,
-        trajectory=True,
         epochs=4,
         status="diverged",
         diverged_at=2,
         losses=[1.0, math.inf, math.nan, math.nan],
     )
-    damaged = write_run(store, seed=2, trajectory=True, epochs=4)
+    damaged = write_run(store, seed=2, epochs=4)
     (store.run_dir(damaged["id"]) / "run.json").write_text("{not json")
     out = tmp_path / "page.html"
     ids = [fine["id"], blown["id"], damaged["id"]]

@@ -31,8 +31,15 @@ def test_ids_are_short_sortable_and_unique():
         assert len(date) == 6 and len(clock) == 6 and len(tail) == 4
 
 
-def test_run_directory_layout(store):
-    rec = write_run(store, epochs=2)
+SNAPSHOT_FILES = {
+    "epochs": ["epochs.crc32", "epochs.npy", "layout.json"],
+    "npz": ["epoch-0000.npz", "epoch-0001.npz", "epoch-0002.npz"],
+}
+
+
+@pytest.mark.both_layouts
+def test_run_directory_layout(store, layout):
+    rec = write_run(store, epochs=2, layout=layout)
     d = store.run_dir(rec["id"])
     assert sorted(p.name for p in d.iterdir()) == [
         "config.yaml",
@@ -40,13 +47,17 @@ def test_run_directory_layout(store):
         "run.json",
         "snapshots",
     ]
-    assert sorted(p.name for p in (d / "snapshots").iterdir()) == [
-        "epoch-0000.npz",
-        "epoch-0001.npz",
-        "epoch-0002.npz",
+    assert sorted(p.name for p in (d / "snapshots").iterdir()) == SNAPSHOT_FILES[layout]
+    if layout == "npz":
+        with np.load(d / "snapshots" / "epoch-0001.npz", allow_pickle=False) as npz:
+            assert sorted(npz.files) == ["dense_1/bias", "dense_1/kernel", "out/bias", "out/kernel"]
+    assert store.snapshot_epochs(rec["id"]) == [0, 1, 2]
+    assert sorted(store.snapshot(rec["id"], 1)) == [
+        "dense_1/bias",
+        "dense_1/kernel",
+        "out/bias",
+        "out/kernel",
     ]
-    with np.load(d / "snapshots" / "epoch-0001.npz", allow_pickle=False) as npz:
-        assert sorted(npz.files) == ["dense_1/bias", "dense_1/kernel", "out/bias", "out/kernel"]
     assert not list(d.glob("**/*.tmp")), "atomic writes leave no temporary files"
     run_json = json.loads((d / "run.json").read_text())
     for key in (
@@ -68,10 +79,10 @@ def test_run_directory_layout(store):
     assert (store.root / "index.sqlite").exists()
 
 
-def test_history_with_nan_is_strict_json(store):
-    rec = write_run(
-        store, epochs=3, losses=[1.0, float("inf"), float("nan")], status="diverged", diverged_at=2
-    )
+@pytest.mark.both_layouts
+def test_history_with_nan_is_strict_json(store, layout):
+    losses = [1.0, float("inf"), float("nan")]
+    rec = write_run(store, epochs=3, losses=losses, status="diverged", diverged_at=2, layout=layout)
     text = (store.run_dir(rec["id"]) / "history.jsonl").read_text()
 
     def reject(token):
@@ -154,8 +165,36 @@ def test_damaged_run_is_shown_corrupt_not_fatal(store):
     assert runs[b["id"]]["error"].startswith("cannot read run.json: Expecting property name")
 
 
-def test_snapshot_round_trip_and_missing_epoch(store):
-    rec = write_run(store, epochs=2)
+@pytest.mark.both_layouts
+def test_history_statistics_are_those_of_the_snapshots(store, layout):
+    """Each history row's statistics of each variable, by hand from the stored snapshots: L2
+    norm, mean, std, min, max, L2 distance from epoch 0, L2 change since the epoch before."""
+    rec = write_run(store, epochs=3, layout=layout)
+    history = store.history(rec["id"])
+    assert [row["epoch"] for row in history] == [0, 1, 2, 3]
+    snaps = [store.snapshot(rec["id"], epoch) for epoch in range(4)]
+    for epoch, snap in enumerate(snaps):
+        assert set(history[epoch]["weights"]) == set(snap)
+        for key in snap:
+            stats = history[epoch]["weights"][key]
+            now = snap[key].astype(np.float64)
+            init = snaps[0][key].astype(np.float64)
+            assert stats["l2"] == pytest.approx(np.linalg.norm(now))
+            assert stats["mean"] == pytest.approx(now.mean())
+            assert stats["std"] == pytest.approx(now.std())
+            assert (stats["min"], stats["max"]) == pytest.approx((now.min(), now.max()))
+            assert stats["dist_init"] == pytest.approx(np.linalg.norm(now - init))
+            if epoch == 0:
+                assert stats["dist_init"] == 0 and stats["delta"] is None
+            else:
+                before = snaps[epoch - 1][key].astype(np.float64)
+                assert stats["delta"] == pytest.approx(np.linalg.norm(now - before))
+    assert history[3]["weights"]["out/kernel"]["delta"] > 0, "the weights moved"
+
+
+@pytest.mark.both_layouts
+def test_snapshot_round_trip_and_missing_epoch(store, layout):
+    rec = write_run(store, epochs=2, layout=layout)
     snap = store.snapshot(rec["id"], 0)
     assert snap["dense_1/kernel"].shape == (2, 3)
     assert not snap["dense_1/bias"].any()

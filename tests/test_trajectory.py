@@ -63,8 +63,8 @@ def new_writer(store, **snapshots) -> RunWriter:
 
 
 def test_a_trajectory_run_reads_back_exactly_like_an_npz_run(store):
-    old = write_run(store, epochs=3)
-    new = write_run(store, epochs=3, trajectory=True)  # the same random walk: same seed
+    old = write_run(store, epochs=3, layout="npz")
+    new = write_run(store, epochs=3)  # the same random walk: same seed
     names = sorted(p.name for p in snap_dir(store, new).iterdir())
     assert names == ["epochs.crc32", "epochs.npy", "layout.json"]
     assert store.snapshot_epochs(new["id"]) == store.snapshot_epochs(old["id"]) == [0, 1, 2, 3]
@@ -88,7 +88,7 @@ def test_a_trajectory_run_reads_back_exactly_like_an_npz_run(store):
 
 @pytest.mark.parametrize("mmap", [None, "r"])
 def test_numpy_loads_the_trajectory_matrix(store, mmap):
-    rec = write_run(store, epochs=3, trajectory=True)
+    rec = write_run(store, epochs=3)
     path = snap_dir(store, rec) / "epochs.npy"
     raw = path.read_bytes()
     assert raw[:8] == b"\x93NUMPY\x01\x00" and raw[HEADER_LEN - 1 : HEADER_LEN] == b"\n"
@@ -140,7 +140,7 @@ def test_a_header_numpy_wrote_is_read_too(tmp_path):
 @pytest.mark.parametrize("tail", [7, PARAMS * 4], ids=["torn row", "row without its header"])
 def test_bytes_past_the_committed_rows_are_ignored_then_replaced(store, tail):
     """A kill mid-row, or after the row but before the header counts it."""
-    rec = write_run(store, epochs=2, trajectory=True)
+    rec = write_run(store, epochs=2)
     path = snap_dir(store, rec) / "epochs.npy"
     committed = path.read_bytes()
     with open(path, "ab") as fh:
@@ -177,8 +177,8 @@ DAMAGE = {
 
 @pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
 def test_a_damaged_trajectory_is_corrupt_everywhere_and_never_repaired(store, damage):
-    good = write_run(store, cell={"model.use_bias": True}, trajectory=True)
-    bad = write_run(store, cell={"model.use_bias": False}, use_bias=False, trajectory=True)
+    good = write_run(store, cell={"model.use_bias": True})
+    bad = write_run(store, cell={"model.use_bias": False}, use_bias=False)
     invoke("ls")  # indexed before the damage: the damage must be seen anyway
     harm, reason = DAMAGE[damage]
     harm(store.run_dir(bad["id"]))
@@ -216,7 +216,7 @@ def test_a_damaged_trajectory_is_corrupt_everywhere_and_never_repaired(store, da
     ids=["missing", "not json", "wrong size", "wrong params"],
 )
 def test_check_names_a_damaged_layout(store, harm, reason):
-    rec = write_run(store, trajectory=True)
+    rec = write_run(store)
     harm(snap_dir(store, rec) / "layout.json")
     (finding,) = check(store)["findings"]
     assert finding["kind"] == "corrupt" and reason in finding["detail"]
@@ -225,7 +225,7 @@ def test_check_names_a_damaged_layout(store, harm, reason):
 
 
 def test_a_header_that_disagrees_with_the_layout_is_damage(store):
-    rec = write_run(store, trajectory=True)
+    rec = write_run(store)
     path = snap_dir(store, rec) / "epochs.npy"
     data = path.read_bytes()
     path.write_bytes(trajectory.header(2, PARAMS * 2) + data[HEADER_LEN:])  # same bytes, 2 rows
@@ -266,7 +266,7 @@ def test_resume_cuts_the_trajectory_and_rewrites_it_bit_for_bit(store):
 
 
 def test_older_npz_runs_go_on_with_npz_files_when_resumed(store):
-    rec = write_run(store, epochs=2)
+    rec = write_run(store, epochs=2, layout="npz")
     writer = RunWriter.reopen(store, rec["id"])
     assert writer.epochs is None
     writer.drop_snapshots_after(1)
@@ -281,7 +281,7 @@ def test_older_npz_runs_go_on_with_npz_files_when_resumed(store):
 
 
 def test_compress_keeps_one_deflated_npz_per_epoch(store):
-    rec = write_run(store, trajectory=True, config_overrides={"snapshots.compress": True})
+    rec = write_run(store, config_overrides={"snapshots.compress": True})
     names = sorted(p.name for p in snap_dir(store, rec).iterdir())
     assert names == [f"epoch-{e:04d}.npz" for e in range(4)]
     with zipfile.ZipFile(snap_dir(store, rec) / "epoch-0002.npz") as z:
@@ -320,7 +320,8 @@ def test_the_dask_writer_ships_the_same_bytes(store):
     assert store.snapshot_epochs(written["id"]) == [0, 1, 2]
 
 
-def test_unknown_variable_names_the_ones_there_are(store):
-    rec = write_run(store, trajectory=True)
+@pytest.mark.both_layouts
+def test_unknown_variable_names_the_ones_there_are(store, layout):
+    rec = write_run(store, layout=layout)
     with pytest.raises(UsageError, match=r"no variable 'out/kernl'.*did you mean 'out/kernel'"):
         store.trajectory(rec["id"], "out/kernl")
