@@ -105,7 +105,8 @@ def write_run(
     import numpy as np
 
     from weightlab import stats
-    from weightlab.store import RunWriter, new_record, now_iso, snapshot_name
+    from weightlab.store import RunWriter, new_record, snapshot_name
+    from weightlab.text import now_iso
 
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
