@@ -10,6 +10,7 @@ import keras
 from weightlab.config import RunSpec, keras_refs
 from weightlab.errors import Problem
 from weightlab.text import did_you_mean
+from weightlab.training._keras_compat import registry
 from weightlab.yamlio import dotted
 
 _GETTERS = {
@@ -19,23 +20,8 @@ _GETTERS = {
     "metric": keras.metrics.get,
     "activation": keras.activations.get,
 }
-_MODULES = {
-    "initializer": "initializers",
-    "optimizer": "optimizers",
-    "loss": "losses",
-    "metric": "metrics",
-    "activation": "activations",
-}
 # Names Keras' compile() understands although metrics.get() does not (it picks the variant itself).
 _COMPILE_METRICS = {"accuracy", "acc", "crossentropy", "ce"}
-
-
-def registry(kind: str) -> dict[str, Any]:
-    """Keras' own table of the names it knows for ``kind`` (no hand-kept list)."""
-    import importlib
-
-    module = importlib.import_module(f"keras.src.{_MODULES[kind]}")
-    return dict(getattr(module, "ALL_OBJECTS_DICT", {}))
 
 
 class KerasNameError(ValueError):

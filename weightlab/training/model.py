@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import keras
 
+from weightlab.training._keras_compat import remake_train_function
 from weightlab.training.keras_names import resolve
 
 
-def build(model_cfg: dict[str, Any], features: int) -> keras.Sequential:
+class StepHook(Protocol):
+    """Run inside the compiled train step, after its update (:meth:`Sequential.capture_steps`)."""
+
+    def after_step(self) -> None: ...
+
+
+class Sequential(keras.Sequential):
+    """Keras' Sequential, with a hook run inside each compiled train step.
+
+    Keras calls batch callbacks once per ``steps_per_execution`` steps; what must see every step
+    (per-step snapshots) goes into the step itself, through ``train_step``, Keras' extension
+    point for a custom step. Without a hook the step is Keras' own.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._step_hook: StepHook | None = None
+
+    def capture_steps(self, hook: StepHook) -> None:
+        """Run ``hook.after_step()`` in every train step from now on (the train function is
+        made again if it was made before, so the hook is traced into it)."""
+        self._step_hook = hook
+        remake_train_function(self)
+
+    def train_step(self, data: Any) -> Any:
+        logs = super().train_step(data)
+        if self._step_hook is not None:
+            self._step_hook.after_step()
+        return logs
+
+
+def build(model_cfg: dict[str, Any], features: int) -> Sequential:
     """Build the Dense stack. Layer names come from the config, never from Keras' global counter."""
     layers: list[Any] = [keras.Input(shape=(features,), name="x")]
     for layer in model_cfg["layers"]:
@@ -24,7 +56,7 @@ def build(model_cfg: dict[str, Any], features: int) -> keras.Sequential:
                 name=layer["name"],
             )
         )
-    return keras.Sequential(layers, name="weightlab")
+    return Sequential(layers, name="weightlab")
 
 
 def compile_model(

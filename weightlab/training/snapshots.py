@@ -19,7 +19,7 @@ from weightlab.background import BackgroundWriter
 from weightlab.sink import RunSink
 from weightlab.stats import variable_stats
 from weightlab.store import snapshot_usage, steps_name
-from weightlab.training.model import variables
+from weightlab.training.model import Sequential, variables
 
 # Per-step buffers inside the compiled step are capped at this many bytes; the runner shortens
 # steps_per_execution to fit (see runner.plan_execution).
@@ -200,18 +200,21 @@ class StepCapture:
     """Copies every variable into a buffer inside the compiled train step, every ``every`` steps.
 
     Keras calls batch hooks once per ``steps_per_execution`` steps, so a hook cannot see the
-    steps in between; the copy has to happen in the step itself. It costs one read of the
-    optimizer's step counter and one write of all variables, flattened, into a ring buffer row:
-    each extra op in a step costs time on small models. Steps that are not a multiple of
-    ``every`` write into a scratch row rather than branching. :meth:`drain` hands the copies taken
-    since the last drain to Python; the ring holds one execution's copies.
+    steps in between; the copy has to happen in the step itself: the model's ``train_step``
+    calls :meth:`after_step` (:meth:`~weightlab.training.model.Sequential.capture_steps`). It
+    costs one read of the optimizer's step counter and one write of all variables, flattened,
+    into a ring buffer row: each extra op in a step costs time on small models. Steps that are
+    not a multiple of ``every`` write into a scratch row rather than branching. :meth:`drain`
+    hands the copies taken since the last drain to Python; the ring holds one execution's copies.
 
     Args:
-        model: a compiled model whose train function has not been made yet.
+        model: a compiled :class:`~weightlab.training.model.Sequential`.
         every: copy after every ``every``-th step (steps counted from 1 over the whole run).
     """
 
     def __init__(self, model: keras.Model, every: int):
+        if not isinstance(model, Sequential):
+            raise TypeError(f"per-step capture needs a weightlab Sequential, not {type(model)}")
         self.every = every
         self.named = variables(model)
         self.shapes = [tuple(v.shape) for _, v in self.named]
@@ -221,21 +224,18 @@ class StepCapture:
         self.buffer = tf.Variable(tf.zeros((self.ring + 1, sum(self.sizes))), trainable=False)
         self.counter = model.optimizer.iterations  # steps taken, incremented by the step itself
         self.drained = int(self.counter.numpy())
-        inner = model.train_step
+        model.capture_steps(self)
 
-        def train_step(data: Any) -> Any:
-            logs = inner(data)
-            step = tf.convert_to_tensor(self.counter)
-            slot = (step // every) % self.ring
-            if every > 1:
-                slot = tf.where(step % every == 0, slot, self.ring)
-            flat = tf.concat([_flat(v) for _, v in self.named], 0)
-            # A scatter, not `buffer[slot].assign`: a slice assignment costs several times more.
-            self.buffer.scatter_nd_update(tf.reshape(slot, [1, 1]), flat[None])
-            return logs
-
-        model.train_step = train_step
-        model.train_function = None  # made again from the wrapped step
+    def after_step(self) -> None:
+        """Inside the compiled step, after its update: copy the variables into the ring."""
+        every = self.every
+        step = tf.convert_to_tensor(self.counter)
+        slot = (step // every) % self.ring
+        if every > 1:
+            slot = tf.where(step % every == 0, slot, self.ring)
+        flat = tf.concat([_flat(v) for _, v in self.named], 0)
+        # A scatter, not `buffer[slot].assign`: a slice assignment costs several times more.
+        self.buffer.scatter_nd_update(tf.reshape(slot, [1, 1]), flat[None])
 
     def drain(self) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
         """``(steps, {name: stacked arrays})`` copied since the last drain, or None."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 
 
 def limit_threads(threads: int) -> None:
@@ -26,7 +25,7 @@ def limit_threads(threads: int) -> None:
         pass
 
 
-def private_python_random() -> None:
+def use_python_random() -> None:
     """Give Keras a Python random stream of its own, out of reach of the process's other threads.
 
     Keras draws the seeds of unseeded initializers from Python's global ``random`` (seeded by
@@ -35,10 +34,9 @@ def private_python_random() -> None:
     ``random.Random`` takes both places: ``set_random_seed`` seeds it, the initializers draw from
     it, and the same seed gives the same weights as in a process of its own.
     """
-    from keras.src.random import seed_generator
-    from keras.src.utils import rng_utils
+    from weightlab.training import _keras_compat
 
-    stream = random.Random()
-    if hasattr(seed_generator, "python_random") and hasattr(rng_utils, "random"):
-        seed_generator.python_random = stream
-        rng_utils.random = stream
+    _keras_compat.use_python_random()
+
+
+private_python_random = use_python_random  # the name executors.py imports

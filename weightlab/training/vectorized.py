@@ -30,7 +30,7 @@ from weightlab.resume import ResumePlan, fingerprint
 from weightlab.runstart import spec_record
 from weightlab.sink import MakeSink
 from weightlab.store import RunWriter, Store
-from weightlab.training import runner, state
+from weightlab.training import _keras_compat, runner, state
 from weightlab.training.keras_names import resolve
 from weightlab.training.model import build, compile_model
 from weightlab.training.snapshots import BatchWeightSnapshots, WeightSnapshots
@@ -203,32 +203,29 @@ def _loss_fn(ref: Any) -> Callable[[Any, Any], Any]:
     if isinstance(obj, keras.losses.Loss):
         config = {**obj.get_config(), "reduction": None}
         return type(obj).from_config(config)
-    from keras.src.losses.losses import LossFunctionWrapper
-
-    return LossFunctionWrapper(obj, reduction=None)
+    return _keras_compat.loss_function_wrapper(obj, reduction=None)
 
 
 def _metric_fns(refs: list[Any], y: np.ndarray, outputs: int) -> list[tuple[str, Any, dict]]:
     """(name, function, kwargs) of each metric, the function Keras' compile() would pick."""
-    from keras.src.trainers.compile_utils import get_metric
-
     y_true = tf.zeros((1, *y.shape[1:]), dtype=y.dtype)
     y_pred = tf.zeros((1, outputs))
     out = []
     for ref in refs:
-        metric = get_metric(ref if isinstance(ref, str) else resolve("metric", ref), y_true, y_pred)
-        fn = getattr(metric, "_fn", None)
-        if not isinstance(metric, keras.metrics.MeanMetricWrapper) or fn is None:
+        identifier = ref if isinstance(ref, str) else resolve("metric", ref)
+        metric = _keras_compat.get_metric(identifier, y_true, y_pred)
+        if not isinstance(metric, keras.metrics.MeanMetricWrapper):
             raise Unsupported(f"metric {metric.name} keeps state across batches")
-        out.append((metric.name, fn, dict(getattr(metric, "_fn_kwargs", {}) or {})))
+        fn, kwargs = _keras_compat.metric_function(metric)
+        if fn is None:
+            raise Unsupported(f"metric {metric.name} keeps state across batches")
+        out.append((metric.name, fn, kwargs))
     return out
 
 
 def _same_rank(y: Any, pred: Any) -> tuple[Any, Any]:
     """What Keras' metric wrapper does to labels and predictions before the metric function."""
-    from keras.src.losses.loss import squeeze_or_expand_to_same_rank
-
-    return squeeze_or_expand_to_same_rank(y, pred)
+    return _keras_compat.squeeze_or_expand_to_same_rank(y, pred)
 
 
 def _mixed(bias: Any, uses: list[bool]) -> Any:
@@ -377,7 +374,7 @@ class _Stack:
                 for name, value in shared.items():
                     setattr(optimizer, name, value)
 
-        optimizer.update_step = update_step
+        _keras_compat.override_update_step(optimizer, update_step)
 
     # -- host copies -----------------------------------------------------------------------------
 
@@ -635,7 +632,7 @@ def check(specs: list[RunSpec], dataset: data.Dataset) -> None:
     if getattr(opt, "use_ema", False):
         raise Unsupported("the optimizer's use_ema")
     if not isinstance(opt.learning_rate, tf.Variable | keras.Variable) and callable(
-        getattr(opt, "_learning_rate", None)
+        _keras_compat.learning_rate_source(opt)
     ):
         raise Unsupported("a learning-rate schedule")
 
