@@ -423,8 +423,11 @@ def test_fail_fast_starts_nothing_after_a_failure(store, write_config):
 
 # ---- a signal to the parent alone ----------------------------------------------------------------
 
-# Stopped long before the end.
-LONG = ["data.samples=48", "train.epochs=3000", "train.batch_size=16", "seed=0"]
+# Long enough that no run can finish before the other worker has trained an epoch: each worker
+# imports TensorFlow on its first task, and at 3000 epochs one worker could finish its run while
+# the other, on a loaded machine, was still importing (the test then saw 3 records, not 2). The
+# signal stops every run after an epoch or two, so the length costs nothing.
+LONG = ["data.samples=48", "train.epochs=100000", "train.batch_size=16", "seed=0"]
 
 
 def signal_once_two_runs_train(sig):
