@@ -1,5 +1,5 @@
 """Tables at 80 columns (issue 16): the part of a value that tells rows apart stays visible,
-what every row shares is said once, and the columns the README promises stay.
+what every row shares is said once, and the columns the docs promise stay.
 
 Goldens in tests/goldens/tables-*.txt, reviewed by hand; regenerate with
 ``WEIGHTLAB_UPDATE_GOLDENS=1 pytest tests/test_tables.py`` and review the diff.
@@ -44,7 +44,7 @@ def patch(store, record, **fields):
 
 
 def initializers(store, batch="init"):
-    """configs/initializers.yaml's six runs, with README-like numbers; the last one blew up."""
+    """configs/initializers.yaml's six runs, with numbers like the docs'; the last one blew up."""
     for i, init in enumerate(INITIALIZERS):
         diverged = i == len(INITIALIZERS) - 1
         r = write_run(

@@ -1,7 +1,7 @@
 """The vectorized engine (issue 13): bit-identity across groups, agreement with the keras engine,
 isolation, per-member learning rates, bias-free members, lifecycle and executors.
 
-Every test trains real (tiny) Keras models; tolerances are those the README states.
+Every test trains real (tiny) Keras models; tolerances are those docs/engines.md states.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def assert_bits(store, a, b):
 
 
 def assert_agrees(store, keras_record, vec_record):
-    """The README's tolerance: max |Δw| <= 1e-5 × max(1, max |w|) at every epoch, final loss
+    """docs/engines.md's tolerance: max |Δw| <= 1e-5 × max(1, max |w|) at every epoch, final loss
     within 1e-4 relative (diverged runs: the same epoch, agreement up to it)."""
     assert keras_record["status"] == vec_record["status"]
     assert keras_record.get("diverged_at_epoch") == vec_record.get("diverged_at_epoch")

@@ -198,7 +198,7 @@ def compare(
 
     Returns:
         ``{"keys", "by", "threshold", "runs", "pairs", "groups", "findings"}``: plain JSON-able
-        data, described in the README.
+        data, described in docs/commands.md (`compare --format json`).
 
     Raises:
         UsageError: no runs, an unknown ``by`` or ``sort_by``, a negative threshold.

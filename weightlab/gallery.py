@@ -105,7 +105,7 @@ def names() -> list[str]:
 def resolve(config: str) -> tuple[str, bool]:
     """``config`` itself, or the gallery config it names when no such file exists.
 
-    ``depth``, ``depth.yaml`` and ``configs/depth.yaml`` (the paths the README uses) all name the
+    ``depth``, ``depth.yaml`` and ``configs/depth.yaml`` (the paths the docs use) all name the
     gallery's ``depth.yaml`` from any folder. Returns the path to read and whether it is the
     gallery's; anything else is returned unchanged (and reported missing by the loader).
     """
