@@ -187,3 +187,12 @@ def test_imports_are_resolved_in_every_form(tmp_path: Path) -> None:
         ["weightlab.a", "weightlab.b", "weightlab.c", "weightlab.training.d", "weightlab.a"]
     ]
     assert "tensorflow" in names["weightlab.training.d"]
+
+
+if __name__ == "__main__":  # the module map: python tests/test_layers.py
+    for module in sorted(GRAPH):
+        print(f"{module}: {', '.join(sorted(GRAPH[module])) or '-'}")
+    found = cycles(GRAPH)
+    print(f"\nimport cycles: {len(found)}")
+    for cycle in found:
+        print("  " + " -> ".join(cycle))
