@@ -23,7 +23,6 @@ from typing import Any
 from weightlab import expect as expectations
 from weightlab import paths, yamlio
 from weightlab.errors import ConfigError, Invalid, Problem
-from weightlab.expect import SMOKE_EPOCHS, SMOKE_SAMPLES
 from weightlab.text import did_you_mean, got, short_value
 from weightlab.yamlio import Path, dotted
 
@@ -1225,9 +1224,9 @@ def cut_for_smoke(experiment: Experiment) -> None:
     experiment.smoke = True
     for spec in experiment.runs:
         cfg = copy.deepcopy(spec.config)
-        cfg["train"]["epochs"] = min(cfg["train"]["epochs"], SMOKE_EPOCHS)
-        samples = cfg["data"].get("samples")
-        cfg["data"]["samples"] = min(samples or SMOKE_SAMPLES, SMOKE_SAMPLES)
+        cfg["train"]["epochs"] = min(cfg["train"]["epochs"], expectations.SMOKE_EPOCHS)
+        most = expectations.SMOKE_SAMPLES
+        cfg["data"]["samples"] = min(cfg["data"].get("samples") or most, most)
         spec.config = cfg
         # A matrix axis over a cut key shows the value the run trained with, not the file's.
         cut = {"train.epochs": cfg["train"]["epochs"], "data.samples": cfg["data"]["samples"]}

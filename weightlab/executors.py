@@ -668,11 +668,13 @@ def _dask_prepare(workers_per_host: dict[str, int]) -> Any:
     worker = get_worker()
     with _TRAIN_LOCK:
         if not _PREPARED:
-            from weightlab.training.threads import limit_threads, private_python_random
+            from weightlab.training.threads import limit_threads
 
             host = urlsplit(worker.address).hostname or ""
             limit_threads(max(1, cores() // workers_per_host.get(host, 1)))
-            private_python_random()  # the worker's event loop shares the process
+            from weightlab.training._keras_compat import use_python_random
+
+            use_python_random()  # the worker's event loop shares the process
             _PREPARED = True
     return worker
 

@@ -64,6 +64,16 @@ class Internal:
 _SGD = "<probe:keras.optimizers.SGD()>"
 _METRIC = "<probe:keras.metrics.MeanMetricWrapper()>"
 
+# The keras.src module holding the table of names of each kind (registry).
+_MODULES = {
+    "initializer": "initializers",
+    "optimizer": "optimizers",
+    "loss": "losses",
+    "metric": "metrics",
+    "activation": "activations",
+}
+
+
 INTERNALS: tuple[Internal, ...] = (
     Internal(
         "keras.src.random.seed_generator",
@@ -83,13 +93,7 @@ INTERNALS: tuple[Internal, ...] = (
             "ALL_OBJECTS_DICT",
             f"every {kind} name Keras knows, to resolve and suggest config names (registry)",
         )
-        for kind, module in (
-            ("initializer", "initializers"),
-            ("optimizer", "optimizers"),
-            ("loss", "losses"),
-            ("metric", "metrics"),
-            ("activation", "activations"),
-        )
+        for kind, module in _MODULES.items()
     ),
     Internal(
         "keras.src.losses.losses",
@@ -235,14 +239,6 @@ def check(internals: tuple[Internal, ...] = INTERNALS) -> None:
 check()
 
 # ---- the internals, one small function each ---------------------------------------------------
-
-_MODULES = {
-    "initializer": "initializers",
-    "optimizer": "optimizers",
-    "loss": "losses",
-    "metric": "metrics",
-    "activation": "activations",
-}
 
 
 def registry(kind: str) -> dict[str, Any]:

@@ -27,16 +27,13 @@ from weightlab import data, lifecycle
 from weightlab.config import RunSpec
 from weightlab.groups import PER_MEMBER, Group, optimizer_name
 from weightlab.resume import ResumePlan, fingerprint
-from weightlab.runstart import spec_record
+from weightlab.runstart import OnEvent, spec_record
 from weightlab.sink import MakeSink
 from weightlab.store import RunWriter, Store
 from weightlab.training import _keras_compat, runner, state
 from weightlab.training.keras_names import resolve
 from weightlab.training.model import build, compile_model
 from weightlab.training.snapshots import BatchWeightSnapshots, WeightSnapshots
-
-Event = dict[str, Any]
-OnEvent = Callable[[Event], None]
 
 ENGINE = "vectorized"
 PAD = 16  # the stack holds a multiple of this many members (see _Stack)
@@ -214,9 +211,8 @@ def _metric_fns(refs: list[Any], y: np.ndarray, outputs: int) -> list[tuple[str,
     for ref in refs:
         identifier = ref if isinstance(ref, str) else resolve("metric", ref)
         metric = _keras_compat.get_metric(identifier, y_true, y_pred)
-        if not isinstance(metric, keras.metrics.MeanMetricWrapper):
-            raise Unsupported(f"metric {metric.name} keeps state across batches")
-        fn, kwargs = _keras_compat.metric_function(metric)
+        stateless = isinstance(metric, keras.metrics.MeanMetricWrapper)
+        fn, kwargs = _keras_compat.metric_function(metric) if stateless else (None, {})
         if fn is None:
             raise Unsupported(f"metric {metric.name} keeps state across batches")
         out.append((metric.name, fn, kwargs))
